@@ -1,0 +1,605 @@
+// Package session is the domain of sessiond: payment sessions, their states
+// and moves (Brite's numbering and rules), merchants and their tokens, and
+// the Service whose methods are the use cases. It uses only the standard
+// library; storage sits behind the Store interface it declares, and time
+// behind an injected clock.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Store keeps sessions, merchants, tokens, transactions and callback
+// deliveries. Methods that find nothing return ErrNotFound.
+type Store interface {
+	// CreateMerchant stores a new merchant; CodeConflict if its public key
+	// is taken.
+	CreateMerchant(ctx context.Context, m *Merchant) error
+	// PutMerchant replaces a stored merchant, keeping its public key.
+	PutMerchant(ctx context.Context, m *Merchant) error
+	// Merchant returns the merchant with the id; ErrNotFound.
+	Merchant(ctx context.Context, id string) (*Merchant, error)
+	// MerchantByPublicKey returns the merchant with the public key; ErrNotFound.
+	MerchantByPublicKey(ctx context.Context, publicKey string) (*Merchant, error)
+	// Merchants returns every merchant, oldest first.
+	Merchants(ctx context.Context) ([]*Merchant, error)
+
+	// Token returns the token with the hash; ErrNotFound.
+	Token(ctx context.Context, hash []byte) (*Token, error)
+	// PutTokens stores add and deletes the tokens whose hashes are in
+	// revoke, at once; ErrUnauthorized if one of revoke is not stored.
+	PutTokens(ctx context.Context, add []*Token, revoke [][]byte) error
+
+	// Session returns the session with the id; ErrNotFound.
+	Session(ctx context.Context, id string) (*Session, error)
+	// SessionsByReference returns up to limit sessions of the merchant with
+	// the merchant reference, newest first.
+	SessionsByReference(ctx context.Context, merchantID, ref string, limit int) ([]*Session, error)
+	// Save writes a change at once: the session at version n, which must be
+	// stored at n-1 (or not at all for n = 1), its transaction and its
+	// deliveries. ErrVersionConflict if the stored version differs.
+	Save(ctx context.Context, c *Change) error
+	// Touch records the end user's latest request on a session without
+	// changing its version.
+	Touch(ctx context.Context, id string, at time.Time, c Client) error
+	// Due returns the ids of up to limit non-final sessions whose expiry is
+	// at or before now, earliest first.
+	Due(ctx context.Context, now time.Time, limit int) ([]string, error)
+
+	// Transaction returns the transaction with the id; ErrNotFound.
+	Transaction(ctx context.Context, id string) (*Transaction, error)
+	// SessionDeliveries returns the deliveries of a session, oldest first.
+	SessionDeliveries(ctx context.Context, sessionID string) ([]*Delivery, error)
+}
+
+// Service runs the use cases of sessiond on a Store. Set its fields before
+// the first call; they are not safe to change afterwards.
+type Service struct {
+	store Store
+
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+	// Random is the source of ids and tokens.
+	Random io.Reader
+	// SessionTTL is how long a session lives after it is created.
+	SessionTTL time.Duration
+	// TokenTTL is how long an access token lives; refresh tokens live an
+	// hour longer.
+	TokenTTL time.Duration
+	// Changed, if set, is called after every committed change of a session
+	// (not for Touch), with the session as written.
+	Changed func(*Session)
+}
+
+// Defaults of the Service's settings.
+const (
+	DefaultSessionTTL = 30 * time.Minute
+	DefaultTokenTTL   = 6 * time.Hour
+	refreshExtra      = time.Hour
+	maxByReference    = 100
+)
+
+// NewService returns a Service on store with the default settings.
+func NewService(store Store) *Service {
+	return &Service{
+		store:      store,
+		Now:        time.Now,
+		Random:     defaultRandom,
+		SessionTTL: DefaultSessionTTL,
+		TokenTTL:   DefaultTokenTTL,
+	}
+}
+
+func (s *Service) newID() (string, [16]byte, error) {
+	u, err := newUUID(s.Now(), s.Random)
+	if err != nil {
+		return "", u, fmt.Errorf("session: new id: %w", err)
+	}
+	return formatUUID(u), u, nil
+}
+
+func (s *Service) save(ctx context.Context, c *Change) error {
+	if err := s.store.Save(ctx, c); err != nil {
+		return err
+	}
+	if s.Changed != nil {
+		s.Changed(c.Session)
+	}
+	return nil
+}
+
+// Create makes a session of type t for merchant m, and returns it with the
+// end user's token, which is not stored (only its hash is).
+func (s *Service) Create(ctx context.Context, m *Merchant, t Type, p *Params) (*Session, string, error) {
+	if !t.Valid() {
+		return nil, "", FieldError(NameInvalidParams, "type", "type must be one of deposit recurring_payment withdrawal bank_account_selection authentication")
+	}
+	now := s.Now()
+	amount, currency, err := p.validate(t, now)
+	if err != nil {
+		return nil, "", err
+	}
+	id, raw, err := s.newID()
+	if err != nil {
+		return nil, "", err
+	}
+	token, err := newSessionToken(raw, s.Random)
+	if err != nil {
+		return nil, "", fmt.Errorf("session: new token: %w", err)
+	}
+	if p.Role == "" {
+		p.Role = defaultRole
+	}
+	sess := &Session{
+		ID:         id,
+		Type:       t,
+		MerchantID: m.ID,
+		TokenHash:  hashToken(token),
+		State:      StateCreated,
+		Amount:     amount,
+		CurrencyID: currency,
+		CustomerID: p.CustomerID,
+		Created:    now,
+		Expires:    now.Add(s.SessionTTL),
+		Version:    1,
+		Params:     *p,
+	}
+	if sess.CustomerID == "" && p.ClosedLoop != nil {
+		sess.CustomerID = p.ClosedLoop.CustomerID
+	}
+	if p.ApprovalRequired {
+		sess.Approval = ApprovalPending
+	}
+	if err := s.save(ctx, &Change{Session: sess}); err != nil {
+		return nil, "", err
+	}
+	return sess, token, nil
+}
+
+// Get returns merchant m's session with the id; ErrNotFound for another
+// merchant's.
+func (s *Service) Get(ctx context.Context, m *Merchant, id string) (*Session, error) {
+	sess, err := s.store.Session(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if sess.MerchantID != m.ID {
+		return nil, ErrNotFound
+	}
+	return sess, nil
+}
+
+// ByToken returns merchant m's session with the end-user token.
+func (s *Service) ByToken(ctx context.Context, m *Merchant, token string) (*Session, error) {
+	sess, err := s.sessionOfToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if sess.MerchantID != m.ID {
+		return nil, ErrNotFound
+	}
+	return sess, nil
+}
+
+// ByReference returns merchant m's sessions with the merchant reference,
+// newest first, at most 100.
+func (s *Service) ByReference(ctx context.Context, m *Merchant, ref string) ([]*Session, error) {
+	if ref == "" {
+		return nil, FieldError(NameMissingParameter, "merchant_reference", "merchant_reference is required")
+	}
+	return s.store.SessionsByReference(ctx, m.ID, ref, maxByReference)
+}
+
+func (s *Service) sessionOfToken(ctx context.Context, token string) (*Session, error) {
+	id, ok := sessionIDOfToken(token)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	sess, err := s.store.Session(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !equalHash(sess.TokenHash, hashToken(token)) {
+		return nil, ErrNotFound
+	}
+	return sess, nil
+}
+
+// Transaction returns merchant m's transaction with the id.
+func (s *Service) Transaction(ctx context.Context, m *Merchant, id string) (*Transaction, error) {
+	tx, err := s.store.Transaction(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if tx.MerchantID != m.ID {
+		return nil, ErrNotFound
+	}
+	return tx, nil
+}
+
+// Deliveries returns the callback deliveries of merchant m's session.
+func (s *Service) Deliveries(ctx context.Context, m *Merchant, id string) ([]*Delivery, error) {
+	if _, err := s.Get(ctx, m, id); err != nil {
+		return nil, err
+	}
+	return s.store.SessionDeliveries(ctx, id)
+}
+
+// ClientGet returns the session of the end user's token and records the
+// request on it.
+func (s *Service) ClientGet(ctx context.Context, token string, c Client) (*Session, error) {
+	sess, err := s.sessionOfToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	if err := s.store.Touch(ctx, sess.ID, now, c); err != nil {
+		return nil, err
+	}
+	sess.LastRequest, sess.IP, sess.UserAgent = now, c.IP, c.UserAgent
+	return sess, nil
+}
+
+// Move is an end user's request to move a session.
+type Move struct {
+	State       State
+	Version     *int   // if set, the session must be at this version
+	ErrorCode   string // required to StateAborted
+	CustomerID  string // to StateAuthenticationCompleted
+	Bank        *Bank  // to StateAuthenticationStarted
+	BankAccount *BankAccount
+}
+
+// ClientTransition moves the session of the end user's token as asked.
+// Errors: ErrNotFound for an unknown token; CodeInvalid for a bad move
+// request; CodeConflict (InvalidStateTransition, VersionConflict,
+// SessionExpired, ApprovalRequired) when the session's state refuses it.
+func (s *Service) ClientTransition(ctx context.Context, token string, mv Move, c Client) (*Session, error) {
+	sess, err := s.sessionOfToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := mv.validate(); err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	if !sess.State.Final() && !now.Before(sess.Expires) {
+		if _, err := s.expire(ctx, sess, now); err != nil {
+			return nil, err
+		}
+		return nil, Errorf(CodeConflict, NameSessionExpired, "the session expired at %s", sess.Expires.UTC().Format(time.RFC3339))
+	}
+	if mv.Version != nil && *mv.Version != sess.Version {
+		return nil, ErrVersionConflict
+	}
+	if !sess.Type.CanMove(sess.State, mv.State) {
+		return nil, Errorf(CodeConflict, NameInvalidStateTransition, "a %s session cannot move from %s to %s", sess.Type, sess.State, mv.State)
+	}
+	if mv.State == StateDepositStarted && sess.Approval == ApprovalPending {
+		return nil, Errorf(CodeConflict, NameApprovalRequired, "the merchant has not approved the session yet")
+	}
+	next := sess.clone()
+	next.LastRequest, next.IP, next.UserAgent = now, c.IP, c.UserAgent
+	to, errorCode := mv.State, mv.ErrorCode
+	switch mv.State {
+	case StateAuthenticationStarted:
+		next.Bank = mv.Bank
+	case StateAuthenticationCompleted:
+		customer := mv.CustomerID
+		if expected := sess.CustomerID; expected != "" {
+			if customer != "" && customer != expected {
+				to, errorCode = StateAborted, ErrorCodeNotCustomer
+			}
+			customer = expected
+		}
+		if customer == "" {
+			if customer, err = randomString(s.Random, "cust_", 12); err != nil {
+				return nil, fmt.Errorf("session: new customer id: %w", err)
+			}
+		}
+		next.CustomerID = customer
+	case StateBankAccountSelectionCompleted:
+		if mv.BankAccount != nil {
+			a := *mv.BankAccount
+			if a.ID, err = randomString(s.Random, "ba_", 12); err != nil {
+				return nil, fmt.Errorf("session: new bank account id: %w", err)
+			}
+			next.BankAccount = &a
+		}
+	}
+	change, err := s.move(ctx, next, to, errorCode, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.save(ctx, change); err != nil {
+		return nil, err
+	}
+	return change.Session, nil
+}
+
+func (mv *Move) validate() error {
+	if !mv.State.Valid() {
+		return FieldError(NameInvalidState, "state", "state must be a session state 0 to 12")
+	}
+	only := func(field string, given bool, state State) error {
+		if given && mv.State != state {
+			return FieldError(NameInvalidParams, field, "%s is only taken with state %d", field, state)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		only("customer_id", mv.CustomerID != "", StateAuthenticationCompleted),
+		only("bank", mv.Bank != nil, StateAuthenticationStarted),
+		only("bank_account", mv.BankAccount != nil, StateBankAccountSelectionCompleted),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case mv.State == StateAborted && mv.ErrorCode == "":
+		return FieldError(NameMissingParameter, "error_code", "error_code is required to abort")
+	case mv.ErrorCode != "" && mv.State != StateAborted && mv.State != StateFailed:
+		return FieldError(NameInvalidParams, "error_code", "error_code is only taken with state 10 or 11")
+	case mv.ErrorCode != "" && !ErrorCodes[mv.ErrorCode]:
+		return FieldError(NameInvalidErrorCode, "error_code", "unknown error_code %q", mv.ErrorCode)
+	}
+	if len(mv.CustomerID) > maxString {
+		return FieldError(NameInvalidParams, "customer_id", "customer_id "+errNotPlainText, maxString)
+	}
+	return nil
+}
+
+// move returns the change that takes next (a clone of the stored session)
+// to state `to`: the new version and step, the transaction it creates or
+// moves, and the callbacks it fires.
+func (s *Service) move(ctx context.Context, next *Session, to State, errorCode string, now time.Time) (*Change, error) {
+	next.State = to
+	next.Version++
+	if n, ok := next.Type.step(to); ok && n > next.Step {
+		next.Step = n
+	}
+	if to.Final() {
+		next.Completed = now
+		next.ErrorCode = errorCode
+	}
+	c := &Change{Session: next}
+	c.Deliveries = s.sessionDeliveries(next, now)
+
+	var tx *Transaction
+	switch {
+	case to == StateDepositStarted && next.Type.isPayment():
+		t, err := s.newTransaction(next, "deposit", now)
+		if err != nil {
+			return nil, err
+		}
+		tx = t
+	case to == StateCompleted && next.Type == TypeWithdrawal:
+		t, err := s.newTransaction(next, "withdrawal", now)
+		if err != nil {
+			return nil, err
+		}
+		t.State, t.Completed = TxCompleted, now
+		tx = t
+	case to.Final() && next.TransactionID != "":
+		stored, err := s.store.Transaction(ctx, next.TransactionID)
+		if err != nil {
+			return nil, fmt.Errorf("session: transaction of session %s: %w", next.ID, err)
+		}
+		t := *stored
+		t.Completed = now
+		switch to {
+		case StateCompleted:
+			t.State = TxCompleted
+		case StateAborted:
+			t.State, t.ErrorCode = TxAborted, errorCode
+		case StateFailed:
+			t.State, t.ErrorCode = TxFailed, errorCode
+		}
+		tx = &t
+	}
+	if tx != nil {
+		tx.CustomerID = next.CustomerID
+		if next.BankAccount != nil {
+			tx.BankAccountID = next.BankAccount.ID
+		}
+		c.Transaction = tx
+		c.Deliveries = append(c.Deliveries, s.transactionDeliveries(next, tx, now)...)
+	}
+	return c, nil
+}
+
+func (s *Service) newTransaction(sess *Session, kind string, now time.Time) (*Transaction, error) {
+	id, _, err := s.newID()
+	if err != nil {
+		return nil, err
+	}
+	sess.TransactionID = id
+	return &Transaction{
+		ID:                id,
+		Type:              kind,
+		State:             TxCreated,
+		Amount:            sess.Amount,
+		CurrencyID:        sess.CurrencyID,
+		CountryID:         sess.Params.CountryID,
+		SessionID:         sess.ID,
+		MerchantID:        sess.MerchantID,
+		MerchantReference: sess.Params.MerchantReference,
+		Created:           now,
+	}, nil
+}
+
+func (s *Service) sessionDeliveries(sess *Session, now time.Time) []*Delivery {
+	var ds []*Delivery
+	for _, cb := range sess.Params.Callbacks {
+		if cb.SessionState != nil && *cb.SessionState == sess.State {
+			st := sess.State
+			ds = append(ds, s.newDelivery(sess, cb.URL, now, func(d *Delivery) { d.SessionState = &st }))
+		}
+	}
+	return ds
+}
+
+func (s *Service) transactionDeliveries(sess *Session, tx *Transaction, now time.Time) []*Delivery {
+	var ds []*Delivery
+	for _, cb := range sess.Params.Callbacks {
+		if cb.TransactionState != nil && *cb.TransactionState == tx.State {
+			st := tx.State
+			ds = append(ds, s.newDelivery(sess, cb.URL, now, func(d *Delivery) {
+				d.TransactionID, d.TransactionState = tx.ID, &st
+			}))
+		}
+	}
+	return ds
+}
+
+func (s *Service) newDelivery(sess *Session, url string, now time.Time, set func(*Delivery)) *Delivery {
+	u, err := newUUID(now, s.Random)
+	if err != nil {
+		// crypto/rand does not fail on supported platforms; a delivery
+		// must never be dropped for want of an id.
+		panic(fmt.Sprintf("session: new webhook id: %v", err))
+	}
+	d := &Delivery{
+		WebhookID:   "msg_" + formatUUID(u),
+		MerchantID:  sess.MerchantID,
+		SessionID:   sess.ID,
+		URL:         url,
+		Status:      DeliveryPending,
+		NextAttempt: now,
+		Created:     now,
+	}
+	set(d)
+	return d
+}
+
+// Approve records merchant m's approval of an approval_required session.
+func (s *Service) Approve(ctx context.Context, m *Merchant, id string) (*Session, error) {
+	sess, err := s.Get(ctx, m, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := decidable(sess); err != nil {
+		return nil, err
+	}
+	next := sess.clone()
+	next.Approval = ApprovalApproved
+	next.Version++
+	if err := s.save(ctx, &Change{Session: next}); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// Reject aborts merchant m's session with error code merchant_rejected.
+func (s *Service) Reject(ctx context.Context, m *Merchant, id string) (*Session, error) {
+	sess, err := s.Get(ctx, m, id)
+	if err != nil {
+		return nil, err
+	}
+	if sess.Approval != "" {
+		if err := decidable(sess); err != nil {
+			return nil, err
+		}
+	} else if sess.State.Final() {
+		return nil, Errorf(CodeConflict, NameInvalidStateTransition, "the session is final (%s)", sess.State)
+	}
+	next := sess.clone()
+	if next.Approval != "" {
+		next.Approval = ApprovalRejected
+	}
+	change, err := s.move(ctx, next, StateAborted, ErrorCodeMerchantRejected, s.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.save(ctx, change); err != nil {
+		return nil, err
+	}
+	return change.Session, nil
+}
+
+func decidable(sess *Session) error {
+	switch {
+	case sess.Approval == "":
+		return Errorf(CodeConflict, NameInvalidStateTransition, "the session was not created with approval_required")
+	case sess.Approval != ApprovalPending:
+		return Errorf(CodeConflict, NameAlreadyDecided, "the session is already %s", sess.Approval)
+	case sess.State.Final():
+		return Errorf(CodeConflict, NameInvalidStateTransition, "the session is final (%s)", sess.State)
+	}
+	return nil
+}
+
+// Expire aborts the session with the id with error code expired_session if
+// it is past its deadline and not final; it reports whether it did.
+func (s *Service) Expire(ctx context.Context, id string) (bool, error) {
+	sess, err := s.store.Session(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return s.expire(ctx, sess, s.Now())
+}
+
+func (s *Service) expire(ctx context.Context, sess *Session, now time.Time) (bool, error) {
+	if sess.State.Final() || now.Before(sess.Expires) {
+		return false, nil
+	}
+	change, err := s.move(ctx, sess.clone(), StateAborted, ErrorCodeExpired, now)
+	if err != nil {
+		return false, err
+	}
+	if err := s.save(ctx, change); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ExpireDue expires up to limit sessions whose deadline has passed and
+// returns how many it expired. A session that changes meanwhile is left to
+// the next sweep.
+func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
+	ids, err := s.store.Due(ctx, s.Now(), limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		ok, err := s.Expire(ctx, id)
+		if err != nil && ErrorCode(err) != CodeConflict {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ViewState returns the session's view_state with session_management
+// computed for now: whether the session is active, and the whole seconds
+// until it ends and until the warning before its end.
+func (s *Session) ViewState(now time.Time, warning time.Duration) json.RawMessage {
+	vs := map[string]json.RawMessage{}
+	if len(s.Params.ViewState) > 0 {
+		_ = json.Unmarshal(s.Params.ViewState, &vs) // validated as an object at create
+	}
+	secs := func(d time.Duration) int64 {
+		if d < 0 {
+			return 0
+		}
+		return int64(d / time.Second)
+	}
+	left := s.Expires.Sub(now)
+	sm, _ := json.Marshal(struct {
+		Active  bool  `json:"active"`
+		Warning int64 `json:"warning"`
+		End     int64 `json:"end"`
+	}{s.Active(now), secs(left - warning), secs(left)})
+	vs["session_management"] = sm
+	b, _ := json.Marshal(vs)
+	return b
+}

@@ -1,0 +1,245 @@
+package session
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Session is one payment session: what the merchant created it with, where
+// the end user has taken it, and its version, which grows by one with every
+// change.
+type Session struct {
+	ID            string       `json:"id"`
+	Type          Type         `json:"type"`
+	MerchantID    string       `json:"merchant_id"`
+	TokenHash     []byte       `json:"token_hash"`
+	State         State        `json:"state"`
+	ErrorCode     string       `json:"error_code,omitempty"`
+	Amount        Amount       `json:"amount,omitempty"`
+	CurrencyID    string       `json:"currency_id,omitempty"`
+	CustomerID    string       `json:"customer_id,omitempty"`
+	TransactionID string       `json:"transaction_id,omitempty"`
+	Bank          *Bank        `json:"bank,omitempty"`
+	BankAccount   *BankAccount `json:"bank_account,omitempty"`
+	Approval      Approval     `json:"approval,omitempty"`
+	Created       time.Time    `json:"created"`
+	Expires       time.Time    `json:"expires"`
+	Completed     time.Time    `json:"completed,omitzero"`
+	LastRequest   time.Time    `json:"last_request,omitzero"`
+	IP            string       `json:"ip,omitempty"`
+	UserAgent     string       `json:"user_agent,omitempty"`
+	Step          int          `json:"step"` // furthest step reached on the type's path
+	Version       int          `json:"version"`
+	Params        Params       `json:"params"` // the create params, as given
+}
+
+// TotalSteps is the number of steps on the session type's happy path.
+func (s *Session) TotalSteps() int { return s.Type.TotalSteps() }
+
+// Active reports whether the end user can still move the session at now.
+func (s *Session) Active(now time.Time) bool { return !s.State.Final() && now.Before(s.Expires) }
+
+// clone returns a copy of s that can be changed without changing s; the
+// params are never changed after create, so they are shared.
+func (s *Session) clone() *Session {
+	c := *s
+	return &c
+}
+
+// Approval is the merchant's decision on an approval_required session.
+type Approval string
+
+// Approval values; the empty Approval means the session needs none.
+const (
+	ApprovalPending  Approval = "pending"
+	ApprovalApproved Approval = "approved"
+	ApprovalRejected Approval = "rejected"
+)
+
+// Bank is the bank the end user chose.
+type Bank struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// BankAccount is the account the end user picked; the server assigns ID.
+type BankAccount struct {
+	ID     string `json:"id"`
+	Holder string `json:"holder"`
+	IBAN   string `json:"iban"`
+	BBAN   string `json:"bban"`
+}
+
+// Callback asks for a POST to URL whenever the session enters SessionState,
+// or its transaction enters TransactionState (exactly one is set).
+type Callback struct {
+	URL              string            `json:"url"`
+	SessionState     *State            `json:"session_state,omitempty"`
+	TransactionState *TransactionState `json:"transaction_state,omitempty"`
+}
+
+// Address is a postal address.
+type Address struct {
+	Street     string `json:"street,omitempty"`
+	PostalCode string `json:"postal_code,omitempty"`
+	City       string `json:"city,omitempty"`
+	CountryID  string `json:"country_id,omitempty"`
+}
+
+// ClosedLoop ties a session to a known customer and account.
+type ClosedLoop struct {
+	CustomerID    string `json:"customer_id,omitempty"`
+	BankAccountID string `json:"bank_account_id,omitempty"`
+	NIN           string `json:"nin,omitempty"`
+}
+
+// Hint suggests the customer and account of a withdrawal.
+type Hint struct {
+	CustomerID    string `json:"customer_id,omitempty"`
+	BankAccountID string `json:"bank_account_id,omitempty"`
+}
+
+// Params are the create params of a session, kept as given (strings given
+// empty count as absent).
+type Params struct {
+	Amount                *Decimal        `json:"amount,omitempty"`
+	CountryID             string          `json:"country_id,omitempty"`
+	CurrencyID            string          `json:"currency_id,omitempty"`
+	MerchantReference     string          `json:"merchant_reference,omitempty"`
+	CustomerID            string          `json:"customer_id,omitempty"`
+	CustomerFirstname     string          `json:"customer_firstname,omitempty"`
+	CustomerLastname      string          `json:"customer_lastname,omitempty"`
+	CustomerEmail         string          `json:"customer_email,omitempty"`
+	CustomerDOB           string          `json:"customer_dob,omitempty"`
+	CustomerStreetAddress string          `json:"customer_street_address,omitempty"`
+	CustomerZip           string          `json:"customer_zip,omitempty"`
+	CustomerCity          string          `json:"customer_city,omitempty"`
+	CustomerAddress       *Address        `json:"customer_address,omitempty"`
+	SSN                   string          `json:"ssn,omitempty"`
+	Locale                string          `json:"locale,omitempty"`
+	BrandName             string          `json:"brand_name,omitempty"`
+	RedirectURI           string          `json:"redirect_uri,omitempty"`
+	DeeplinkRedirect      string          `json:"deeplink_redirect,omitempty"`
+	ApprovalRequired      bool            `json:"approval_required,omitempty"`
+	ClosedLoop            *ClosedLoop     `json:"closed_loop,omitempty"`
+	Hint                  *Hint           `json:"hint,omitempty"`
+	StatementReference    string          `json:"statement_reference,omitempty"`
+	RequestedStartDate    string          `json:"requested_start_date,omitempty"`
+	Callbacks             []Callback      `json:"callbacks,omitempty"`
+	Role                  string          `json:"role,omitempty"`
+	Verifications         json.RawMessage `json:"verifications,omitempty"`
+	ViewState             json.RawMessage `json:"view_state,omitempty"`
+}
+
+// Transaction is the money movement of a session, created by the server.
+type Transaction struct {
+	ID                string           `json:"id"`
+	Type              string           `json:"type"` // "deposit" or "withdrawal"
+	State             TransactionState `json:"state"`
+	Amount            Amount           `json:"amount"`
+	CurrencyID        string           `json:"currency_id"`
+	CountryID         string           `json:"country_id"`
+	SessionID         string           `json:"session_id"`
+	MerchantID        string           `json:"merchant_id"`
+	MerchantReference string           `json:"merchant_reference,omitempty"`
+	CustomerID        string           `json:"customer_id,omitempty"`
+	BankAccountID     string           `json:"bank_account_id,omitempty"`
+	Created           time.Time        `json:"created"`
+	Completed         time.Time        `json:"completed,omitzero"`
+	ErrorCode         string           `json:"error_code,omitempty"`
+}
+
+// DeliveryStatus is where a callback delivery stands.
+type DeliveryStatus string
+
+// Delivery statuses. Only DeliveryPending is ever attempted again.
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliveryDelivered DeliveryStatus = "delivered"
+	DeliveryFailed    DeliveryStatus = "failed"
+	DeliveryGone      DeliveryStatus = "gone"
+	DeliveryBlocked   DeliveryStatus = "blocked"
+)
+
+// Delivery is one callback to send: recorded with the change that causes
+// it, then attempted until it is delivered or given up.
+type Delivery struct {
+	WebhookID        string            `json:"webhook_id"`
+	MerchantID       string            `json:"merchant_id"`
+	SessionID        string            `json:"session_id"`
+	TransactionID    string            `json:"transaction_id,omitempty"`
+	URL              string            `json:"url"`
+	SessionState     *State            `json:"session_state,omitempty"`
+	TransactionState *TransactionState `json:"transaction_state,omitempty"`
+	Status           DeliveryStatus    `json:"status"`
+	Attempts         int               `json:"attempts"`
+	LastStatusCode   int               `json:"last_status_code,omitempty"`
+	LastError        string            `json:"last_error,omitempty"`
+	NextAttempt      time.Time         `json:"next_attempt,omitzero"`
+	Created          time.Time         `json:"created"`
+}
+
+// Body is the callback's JSON body, in Brite's shape.
+func (d *Delivery) Body() []byte {
+	var v any
+	if d.TransactionState != nil {
+		v = struct {
+			MerchantID       string           `json:"merchant_id"`
+			TransactionID    string           `json:"transaction_id"`
+			TransactionState TransactionState `json:"transaction_state"`
+		}{d.MerchantID, d.TransactionID, *d.TransactionState}
+	} else {
+		v = struct {
+			MerchantID   string `json:"merchant_id"`
+			SessionID    string `json:"session_id"`
+			SessionState State  `json:"session_state"`
+		}{d.MerchantID, d.SessionID, *d.SessionState}
+	}
+	b, _ := json.Marshal(v) // cannot fail: strings and ints
+	return b
+}
+
+// Change is what one use case writes, in one store transaction: the
+// session at its new version, the transaction it creates or moves, and the
+// callback deliveries the change causes.
+type Change struct {
+	Session     *Session
+	Transaction *Transaction
+	Deliveries  []*Delivery
+}
+
+// Merchant is an API client. Its secret is kept only as a salted hash; the
+// callback secret is kept as is, since it signs callbacks.
+type Merchant struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	PublicKey      string    `json:"public_key"`
+	SecretSalt     []byte    `json:"secret_salt"`
+	SecretHash     []byte    `json:"secret_hash"`
+	CallbackSecret string    `json:"callback_secret"`
+	Created        time.Time `json:"created"`
+}
+
+// TokenKind tells access tokens from refresh tokens.
+type TokenKind string
+
+// Token kinds.
+const (
+	TokenAccess  TokenKind = "access"
+	TokenRefresh TokenKind = "refresh"
+)
+
+// Token is a stored access or refresh token, known only by its hash.
+type Token struct {
+	Hash       []byte    `json:"hash"`
+	Kind       TokenKind `json:"kind"`
+	MerchantID string    `json:"merchant_id"`
+	Expires    time.Time `json:"expires"`
+	Pair       []byte    `json:"pair"` // hash of the token issued with it
+}
+
+// Client describes the end user's request, recorded on the session.
+type Client struct {
+	IP        string
+	UserAgent string
+}

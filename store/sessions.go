@@ -1,0 +1,205 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/sessiond/sessiond/session"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A session's value is its version (4 bytes, big-endian) then its JSON, so
+// that Save can check the version without decoding the session.
+
+func encodeSession(s *session.Session) ([]byte, error) {
+	j, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode session %s: %w", s.ID, err)
+	}
+	v := make([]byte, 4, 4+len(j))
+	binary.BigEndian.PutUint32(v, uint32(s.Version))
+	return append(v, j...), nil
+}
+
+func decodeSession(v []byte) (*session.Session, error) {
+	if len(v) < 4 {
+		return nil, fmt.Errorf("store: session value of %d bytes", len(v))
+	}
+	s := new(session.Session)
+	if err := json.Unmarshal(v[4:], s); err != nil {
+		return nil, fmt.Errorf("store: decode session: %w", err)
+	}
+	return s, nil
+}
+
+func refKey(merchantID, ref, sessionID string) []byte {
+	k := make([]byte, 0, len(merchantID)+2+len(ref)+len(sessionID))
+	k = append(k, merchantID...)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(ref)))
+	k = append(k, ref...)
+	return append(k, sessionID...)
+}
+
+// Session returns the session with the id; session.ErrNotFound.
+func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
+	var s *session.Session
+	err := db.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSessions).Get([]byte(id))
+		if v == nil {
+			return session.ErrNotFound
+		}
+		var err error
+		s, err = decodeSession(v)
+		return err
+	})
+	return s, err
+}
+
+// SessionsByReference returns up to limit sessions of the merchant with
+// the reference, newest first, read from the reference index.
+func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, limit int) ([]*session.Session, error) {
+	prefix := refKey(merchantID, ref, "")
+	var out []*session.Session
+	err := db.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRefs).Cursor()
+		// Session ids are time-ordered, so the newest is the last key
+		// with the prefix: seek past it and walk back.
+		k, _ := c.Seek(append(bytes.Clone(prefix), 0xff))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		sessions := tx.Bucket(bucketSessions)
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Prev() {
+			v := sessions.Get(k[len(prefix):])
+			if v == nil {
+				return fmt.Errorf("store: reference index names missing session %s", k[len(prefix):])
+			}
+			s, err := decodeSession(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Save writes a change in one transaction: the session, checked against
+// its stored version, its transaction, its deliveries and the indexes.
+// session.ErrVersionConflict if the stored version is not one less.
+func (db *DB) Save(ctx context.Context, c *session.Change) error {
+	s := c.Session
+	v, err := encodeSession(s)
+	if err != nil {
+		return err
+	}
+	var tx []byte
+	if c.Transaction != nil {
+		if tx, err = json.Marshal(c.Transaction); err != nil {
+			return fmt.Errorf("store: encode transaction %s: %w", c.Transaction.ID, err)
+		}
+	}
+	deliveries := make([][]byte, len(c.Deliveries))
+	for i, d := range c.Deliveries {
+		if deliveries[i], err = json.Marshal(d); err != nil {
+			return fmt.Errorf("store: encode delivery %s: %w", d.WebhookID, err)
+		}
+	}
+	id := []byte(s.ID)
+	expiryKey := timeKey(s.Expires, s.ID)
+	return db.update(ctx, func(btx *bolt.Tx) error {
+		sessions := btx.Bucket(bucketSessions)
+		cur := sessions.Get(id)
+		switch {
+		case s.Version == 1 && cur != nil:
+			return session.ErrVersionConflict
+		case s.Version > 1 && cur == nil:
+			return session.ErrNotFound
+		case s.Version > 1 && binary.BigEndian.Uint32(cur) != uint32(s.Version-1):
+			return session.ErrVersionConflict
+		}
+		if err := sessions.Put(id, v); err != nil {
+			return fmt.Errorf("store: put session %s: %w", s.ID, err)
+		}
+		if s.Version == 1 {
+			if ref := s.Params.MerchantReference; ref != "" {
+				if err := btx.Bucket(bucketRefs).Put(refKey(s.MerchantID, ref, s.ID), nil); err != nil {
+					return fmt.Errorf("store: index session %s: %w", s.ID, err)
+				}
+			}
+			if !s.State.Final() {
+				if err := btx.Bucket(bucketExpiry).Put(expiryKey, nil); err != nil {
+					return fmt.Errorf("store: index session %s: %w", s.ID, err)
+				}
+			}
+		} else if s.State.Final() {
+			if err := btx.Bucket(bucketExpiry).Delete(expiryKey); err != nil {
+				return fmt.Errorf("store: unindex session %s: %w", s.ID, err)
+			}
+		}
+		if tx != nil {
+			if err := btx.Bucket(bucketTransactions).Put([]byte(c.Transaction.ID), tx); err != nil {
+				return fmt.Errorf("store: put transaction %s: %w", c.Transaction.ID, err)
+			}
+		}
+		for i, d := range c.Deliveries {
+			if err := putDelivery(btx, d, deliveries[i], nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Touch records the end user's latest request on the session.
+func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
+	return db.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		cur := b.Get([]byte(id))
+		if cur == nil {
+			return session.ErrNotFound
+		}
+		s, err := decodeSession(cur)
+		if err != nil {
+			return err
+		}
+		s.LastRequest, s.IP, s.UserAgent = at, c.IP, c.UserAgent
+		v, err := encodeSession(s)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), v)
+	})
+}
+
+// Due returns the ids of up to limit non-final sessions whose expiry is at
+// or before now, read from the expiry index: the cost is in the sessions
+// due, not the sessions stored.
+func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := db.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketExpiry).Cursor()
+		for k, _ := c.First(); k != nil && beforeOrAt(k, now) && len(ids) < limit; k, _ = c.Next() {
+			ids = append(ids, string(k[8:]))
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// Transaction returns the transaction with the id; session.ErrNotFound.
+func (db *DB) Transaction(ctx context.Context, id string) (*session.Transaction, error) {
+	t := new(session.Transaction)
+	err := db.view(func(tx *bolt.Tx) error { return get(tx, bucketTransactions, []byte(id), t) })
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
