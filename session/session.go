@@ -176,6 +176,7 @@ type Delivery struct {
 	LastStatusCode   int               `json:"last_status_code,omitempty"`
 	LastError        string            `json:"last_error,omitempty"`
 	NextAttempt      time.Time         `json:"next_attempt,omitzero"`
+	FirstAttempt     time.Time         `json:"first_attempt,omitzero"` // retries are offsets from it
 	Created          time.Time         `json:"created"`
 }
 
