@@ -603,3 +603,31 @@ func (s *Session) ViewState(now time.Time, warning time.Duration) json.RawMessag
 	b, _ := json.Marshal(vs)
 	return b
 }
+
+// sweepBatch is how many due sessions one sweep step expires; a sweep
+// repeats steps until fewer are due.
+const sweepBatch = 500
+
+// RunExpiry expires due sessions every interval until ctx is done, and
+// returns ctx's error. Failures go to onError and the next sweep tries
+// again.
+func (s *Service) RunExpiry(ctx context.Context, interval time.Duration, onError func(error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := s.ExpireDue(ctx, sweepBatch)
+			if err != nil && ctx.Err() == nil {
+				onError(err)
+			}
+			if err != nil || n < sweepBatch {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

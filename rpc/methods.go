@@ -1,0 +1,370 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/sessiond/sessiond/session"
+)
+
+// request is what a method gets: its params, the merchant when the method
+// needs one (authenticated already), and the end user's request details.
+type request struct {
+	merchant *session.Merchant
+	client   session.Client
+	params   json.RawMessage
+}
+
+// method is one entry of the method table.
+type method struct {
+	merchant bool // needs a merchant's bearer token
+	fn       func(ctx context.Context, r *request) (any, error)
+}
+
+func (s *Server) methodTable() map[string]method {
+	t := map[string]method{
+		"merchant.authorize":                {false, s.authorize},
+		"merchant.token":                    {false, s.refresh},
+		"session.create":                    {true, s.create},
+		"session.get":                       {true, s.get},
+		"session.state":                     {true, s.state},
+		"session.get_by_token":              {true, s.getByToken},
+		"session.get_by_merchant_reference": {true, s.getByReference},
+		"session.approve":                   {true, s.approve},
+		"session.reject":                    {true, s.reject},
+		"session.callbacks":                 {true, s.callbacks},
+		"transaction.get":                   {true, s.transactionGet},
+		"transaction.state":                 {true, s.transactionState},
+		"client.get":                        {false, s.clientGet},
+		"client.transition":                 {false, s.clientTransition},
+	}
+	for _, typ := range session.Types {
+		t["session.create_"+string(typ)] = method{true, s.createOf(typ)}
+	}
+	return t
+}
+
+// tokensResult is the answer of merchant.authorize and merchant.token.
+type tokensResult struct {
+	AccessToken  string   `json:"access_token"`
+	RefreshToken string   `json:"refresh_token"`
+	Expires      unixTime `json:"expires"`
+}
+
+func tokensOf(t *session.Tokens) *tokensResult {
+	return &tokensResult{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, Expires: unixTime(t.Expires)}
+}
+
+func (s *Server) authorize(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		PublicKey string `json:"public_key"`
+		Secret    string `json:"secret"`
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("public_key", p.PublicKey, "secret", p.Secret); err != nil {
+		return nil, err
+	}
+	t, err := s.svc.Authorize(ctx, p.PublicKey, p.Secret)
+	if err != nil {
+		return nil, err
+	}
+	return tokensOf(t), nil
+}
+
+func (s *Server) refresh(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("access_token", p.AccessToken, "refresh_token", p.RefreshToken); err != nil {
+		return nil, err
+	}
+	t, err := s.svc.Refresh(ctx, p.AccessToken, p.RefreshToken)
+	if err != nil {
+		return nil, err
+	}
+	return tokensOf(t), nil
+}
+
+// createResult is the answer of the create methods.
+type createResult struct {
+	ID    string `json:"id"`
+	Token string `json:"token"`
+	URL   string `json:"url"`
+}
+
+func (s *Server) createOf(typ session.Type) func(context.Context, *request) (any, error) {
+	return func(ctx context.Context, r *request) (any, error) {
+		var p session.Params
+		if err := decodeParams(r.params, &p); err != nil {
+			return nil, err
+		}
+		return s.createSession(ctx, r.merchant, typ, &p)
+	}
+}
+
+func (s *Server) create(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		Type session.Type `json:"type"`
+		session.Params
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("type", string(p.Type)); err != nil {
+		return nil, err
+	}
+	return s.createSession(ctx, r.merchant, p.Type, &p.Params)
+}
+
+func (s *Server) createSession(ctx context.Context, m *session.Merchant, typ session.Type, p *session.Params) (any, error) {
+	v, token, err := s.svc.Create(ctx, m, typ, p)
+	if err != nil {
+		return nil, err
+	}
+	return &createResult{ID: v.ID, Token: token, URL: s.cfg.PublicURL + "/client/" + token}, nil
+}
+
+// idParams are the params of the methods that take a session id.
+type idParams struct {
+	ID string `json:"id"`
+}
+
+func (s *Server) sessionByID(ctx context.Context, r *request) (*session.Session, error) {
+	var p idParams
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("id", p.ID); err != nil {
+		return nil, err
+	}
+	return s.svc.Get(ctx, r.merchant, p.ID)
+}
+
+func (s *Server) get(ctx context.Context, r *request) (any, error) {
+	v, err := s.sessionByID(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return s.sessionObject(v, s.svc.Now()), nil
+}
+
+func (s *Server) state(ctx context.Context, r *request) (any, error) {
+	v, err := s.sessionByID(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return stateOf(v), nil
+}
+
+func (s *Server) getByToken(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		Token string `json:"token"`
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("token", p.Token); err != nil {
+		return nil, err
+	}
+	v, err := s.svc.ByToken(ctx, r.merchant, p.Token)
+	if err != nil {
+		return nil, err
+	}
+	return s.sessionObject(v, s.svc.Now()), nil
+}
+
+func (s *Server) getByReference(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		MerchantReference string `json:"merchant_reference"`
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	vs, err := s.svc.ByReference(ctx, r.merchant, p.MerchantReference)
+	if err != nil {
+		return nil, err
+	}
+	now := s.svc.Now()
+	out := struct {
+		Sessions []*sessionObject `json:"sessions"`
+	}{Sessions: make([]*sessionObject, len(vs))}
+	for i, v := range vs {
+		out.Sessions[i] = s.sessionObject(v, now)
+	}
+	return out, nil
+}
+
+func (s *Server) approve(ctx context.Context, r *request) (any, error) {
+	var p idParams
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("id", p.ID); err != nil {
+		return nil, err
+	}
+	v, err := s.svc.Approve(ctx, r.merchant, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return stateOf(v), nil
+}
+
+func (s *Server) reject(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		ID     string `json:"id"`
+		Reason string `json:"reason"`
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("id", p.ID); err != nil {
+		return nil, err
+	}
+	if len(p.Reason) > 255 {
+		return nil, session.FieldError(session.NameInvalidParams, "reason", "reason must be at most 255 characters")
+	}
+	v, err := s.svc.Reject(ctx, r.merchant, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return stateOf(v), nil
+}
+
+func (s *Server) callbacks(ctx context.Context, r *request) (any, error) {
+	var p idParams
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("id", p.ID); err != nil {
+		return nil, err
+	}
+	ds, err := s.svc.Deliveries(ctx, r.merchant, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		Deliveries []*deliveryObject `json:"deliveries"`
+	}{Deliveries: make([]*deliveryObject, len(ds))}
+	for i, d := range ds {
+		out.Deliveries[i] = deliveryOf(d)
+	}
+	return out, nil
+}
+
+func (s *Server) transactionByID(ctx context.Context, r *request) (*session.Transaction, error) {
+	var p idParams
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("id", p.ID); err != nil {
+		return nil, err
+	}
+	return s.svc.Transaction(ctx, r.merchant, p.ID)
+}
+
+func (s *Server) transactionGet(ctx context.Context, r *request) (any, error) {
+	t, err := s.transactionByID(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return transactionOf(t), nil
+}
+
+func (s *Server) transactionState(ctx context.Context, r *request) (any, error) {
+	t, err := s.transactionByID(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ID        string                   `json:"id"`
+		State     session.TransactionState `json:"state"`
+		StateName string                   `json:"state_name"`
+	}{t.ID, t.State, t.State.String()}, nil
+}
+
+func (s *Server) clientGet(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		Token string `json:"token"`
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("token", p.Token); err != nil {
+		return nil, err
+	}
+	v, err := s.svc.ClientGet(ctx, p.Token, r.client)
+	if err != nil {
+		return nil, err
+	}
+	return s.clientObject(v, s.svc.Now()), nil
+}
+
+func (s *Server) clientTransition(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		Token       string         `json:"token"`
+		State       *session.State `json:"state"`
+		Version     *int           `json:"version"`
+		ErrorCode   string         `json:"error_code"`
+		CustomerID  string         `json:"customer_id"`
+		Bank        *session.Bank  `json:"bank"`
+		BankAccount *struct {
+			Holder string `json:"holder"`
+			IBAN   string `json:"iban"`
+			BBAN   string `json:"bban"`
+		} `json:"bank_account"`
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("token", p.Token); err != nil {
+		return nil, err
+	}
+	if p.State == nil {
+		return nil, session.FieldError(session.NameMissingParameter, "state", "state is required")
+	}
+	mv := session.Move{State: *p.State, Version: p.Version, ErrorCode: p.ErrorCode, CustomerID: p.CustomerID, Bank: p.Bank}
+	if a := p.BankAccount; a != nil {
+		mv.BankAccount = &session.BankAccount{Holder: a.Holder, IBAN: a.IBAN, BBAN: a.BBAN}
+	}
+	v, err := s.svc.ClientTransition(ctx, p.Token, mv, r.client)
+	if err != nil {
+		return nil, err
+	}
+	return stateOf(v), nil
+}
+
+// serveAPI serves a method Brite-style: the body is the params object, the
+// answer the bare result, or Brite's error body with an HTTP status.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	fail := func(status int, e *rpcError) { writeJSON(w, status, e.data) }
+	body, ok := s.readBody(w, r, fail)
+	if !ok {
+		return
+	}
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if !json.Valid(body) {
+		fail(http.StatusBadRequest, errParse("the body is not valid JSON"))
+		return
+	}
+	if body[0] != '{' {
+		fail(http.StatusBadRequest, errInvalidParams("the body must be a params object", "params"))
+		return
+	}
+	result, e := s.newCaller(r).call(r.Context(), r.PathValue("method"), body)
+	if e != nil {
+		fail(e.status, e)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(result, '\n'))
+}

@@ -1,0 +1,403 @@
+// Package rpc serves sessiond over HTTP: JSON-RPC 2.0 on /rpc (single
+// requests and batches), the same methods Brite-style on /api/<method>, and
+// the health endpoints. It adapts session.Service to the wire, and holds the
+// one table that maps session error codes to JSON-RPC codes and HTTP
+// statuses. It is the only package that imports jsonrpc2.
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+	"github.com/sessiond/sessiond/session"
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// Config holds the transport's settings.
+type Config struct {
+	// PublicURL is the base of the hosted page's URL in create results,
+	// without a trailing slash.
+	PublicURL string
+	// MaxBody caps a request body; 0 means 1 MiB.
+	MaxBody int64
+	// MaxBatch caps the entries of a batch; 0 means 100.
+	MaxBatch int
+	// SessionWarning is how long before expiry the hosted page warns.
+	SessionWarning time.Duration
+}
+
+// Server is the HTTP face of a session.Service. Create it with New.
+type Server struct {
+	svc     *session.Service
+	cfg     Config
+	log     zerolog.Logger
+	methods map[string]method
+	ready   atomic.Bool
+}
+
+// New returns a Server for svc that logs to log. It reports not ready
+// until SetReady(true).
+func New(svc *session.Service, cfg Config, log zerolog.Logger) *Server {
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 100
+	}
+	if cfg.SessionWarning == 0 {
+		cfg.SessionWarning = 2 * time.Minute
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	s := &Server{svc: svc, cfg: cfg, log: log}
+	s.methods = s.methodTable()
+	return s
+}
+
+// SetReady sets what /readyz answers.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Handler returns the HTTP handler of every endpoint, with request ids and
+// access logs.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /rpc", s.serveRPC)
+	mux.HandleFunc("/rpc", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody("MethodNotAllowed", "use POST"))
+	})
+	mux.HandleFunc("POST /api/{method}", s.serveAPI)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+
+	var h http.Handler = mux
+	h = s.recoverHandler(h)
+	h = hlog.AccessHandler(accessLog)(h)
+	h = withCallInfo(h)
+	h = hlog.RequestIDHandler("req_id", "X-Request-Id")(h)
+	h = hlog.NewHandler(s.log)(h)
+	return h
+}
+
+// callInfo collects, for the access log, the methods one HTTP request
+// called.
+type callInfo struct{ methods []string }
+
+type callInfoKey struct{}
+
+func withCallInfo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), callInfoKey{}, &callInfo{})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func noteMethod(ctx context.Context, m string) {
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok && len(ci.methods) < 10 {
+		ci.methods = append(ci.methods, m)
+	}
+}
+
+func accessLog(r *http.Request, status, size int, d time.Duration) {
+	e := hlog.FromRequest(r).Info().
+		Str("http_method", r.Method).
+		Str("path", accessPath(r)).
+		Int("status", status).
+		Int("size", size).
+		Dur("duration", d)
+	if ci, ok := r.Context().Value(callInfoKey{}).(*callInfo); ok && len(ci.methods) > 0 {
+		e = e.Strs("methods", ci.methods)
+	}
+	e.Msg("request")
+}
+
+// accessPath keeps end-user tokens, which are credentials, out of the log.
+func accessPath(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/client/") {
+		return "/client/…"
+	}
+	return r.URL.Path
+}
+
+func (s *Server) recoverHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				hlog.FromRequest(r).Error().Interface("panic", v).Bytes("stack", debug.Stack()).Msg("panic")
+				writeJSON(w, http.StatusInternalServerError, errorBody(session.NameInternalError, "Internal error."))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readBody checks the Content-Type and the size of a request body and
+// returns it; on failure it has written the answer.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, fail func(status int, e *rpcError)) ([]byte, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			fail(http.StatusUnsupportedMediaType, errInvalidRequest("Content-Type must be application/json"))
+			return nil, false
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		fail(http.StatusRequestEntityTooLarge, errInvalidRequest("request body larger than the limit"))
+		return nil, false
+	}
+	if err != nil {
+		fail(http.StatusBadRequest, errInvalidRequest("could not read the request body"))
+		return nil, false
+	}
+	return body, true
+}
+
+// response is a JSON-RPC response whose id is kept as the raw JSON the
+// client sent (jsonrpc2.ID cannot hold null, negative or fractional ids).
+type response struct {
+	id     json.RawMessage
+	result json.RawMessage
+	err    *jsonrpc2.Error
+}
+
+var nullID = json.RawMessage("null")
+
+func (r *response) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"jsonrpc":"2.0","id":`)
+	if r.id == nil {
+		b.Write(nullID)
+	} else {
+		b.Write(r.id)
+	}
+	if r.err != nil {
+		e, err := json.Marshal(r.err)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(`,"error":`)
+		b.Write(e)
+	} else {
+		b.WriteString(`,"result":`)
+		if r.result == nil {
+			b.Write(nullID)
+		} else {
+			b.Write(r.result)
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readBody(w, r, func(status int, e *rpcError) {
+		writeJSON(w, status, &response{err: e.rpc})
+	})
+	if !ok {
+		return
+	}
+	c := s.newCaller(r)
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		writeJSON(w, http.StatusOK, &response{err: errParse("the body is not valid JSON").rpc})
+		return
+	}
+	if len(body) == 0 || body[0] != '[' {
+		if resp := c.handle(r.Context(), body); resp != nil {
+			writeJSON(w, http.StatusOK, resp)
+		} else {
+			w.WriteHeader(http.StatusNoContent)
+		}
+		return
+	}
+	var batch []json.RawMessage
+	if err := json.Unmarshal(body, &batch); err != nil {
+		writeJSON(w, http.StatusOK, &response{err: errParse("the body is not valid JSON").rpc})
+		return
+	}
+	switch {
+	case len(batch) == 0:
+		writeJSON(w, http.StatusOK, &response{err: errInvalidRequest("empty batch").rpc})
+		return
+	case len(batch) > s.cfg.MaxBatch:
+		writeJSON(w, http.StatusOK, &response{err: errInvalidRequest("batch larger than the limit").rpc})
+		return
+	}
+	resps := make([]*response, 0, len(batch))
+	for _, raw := range batch {
+		if resp := c.handle(r.Context(), raw); resp != nil {
+			resps = append(resps, resp)
+		}
+	}
+	if len(resps) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, http.StatusOK, resps)
+}
+
+// envelope is a request object as sent, each member kept raw so that its
+// presence and JSON type can be checked.
+type envelope struct {
+	JSONRPC json.RawMessage `json:"jsonrpc"`
+	Method  json.RawMessage `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	ID      json.RawMessage `json:"id"`
+}
+
+// handle runs one request object and returns its response, or nil for a
+// notification.
+func (c *caller) handle(ctx context.Context, raw json.RawMessage) *response {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return &response{err: errInvalidRequest("a request must be an object").rpc}
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return &response{err: errInvalidRequest("malformed request object").rpc}
+	}
+	id := env.ID
+	if id != nil && !validID(id) {
+		return &response{err: errInvalidRequest("id must be a string, a number or null").rpc}
+	}
+	var method string
+	switch {
+	case string(env.JSONRPC) != `"2.0"`:
+		return &response{id: id, err: errInvalidRequest(`jsonrpc must be exactly "2.0"`).rpc}
+	case env.Method == nil || json.Unmarshal(env.Method, &method) != nil:
+		return &response{id: id, err: errInvalidRequest("method must be a string").rpc}
+	}
+	resp := &response{id: id}
+	if env.Params != nil && (len(env.Params) == 0 || env.Params[0] != '{') {
+		resp.err = errInvalidParams("params must be an object", "params").rpc
+	} else {
+		var e *rpcError
+		if resp.result, e = c.call(ctx, method, env.Params); e != nil {
+			resp.err = e.rpc
+		}
+	}
+	if id == nil {
+		return nil // a notification: executed, not answered
+	}
+	return resp
+}
+
+func validID(id json.RawMessage) bool {
+	switch id[0] {
+	case '"', 'n':
+		return true
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return true
+	}
+	return false
+}
+
+// caller runs the calls of one HTTP request: it knows the client's address
+// and authenticates the bearer once for all entries of a batch.
+type caller struct {
+	s      *Server
+	r      *http.Request
+	client session.Client
+	bearer string
+
+	authed   bool
+	merchant *session.Merchant
+	authErr  error
+}
+
+func (s *Server) newCaller(r *http.Request) *caller {
+	c := &caller{s: s, r: r, client: session.Client{UserAgent: r.UserAgent()}}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		c.client.IP = host
+	}
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		c.bearer = strings.TrimSpace(token)
+	}
+	return c
+}
+
+func (c *caller) authenticate(ctx context.Context) (*session.Merchant, error) {
+	if !c.authed {
+		c.merchant, c.authErr = c.s.svc.Authenticate(ctx, c.bearer)
+		c.authed = true
+	}
+	return c.merchant, c.authErr
+}
+
+// call runs one method and returns its result as JSON, or its error as
+// the wire shows it. Internal errors and panics are logged here, once.
+func (c *caller) call(ctx context.Context, name string, params json.RawMessage) (result json.RawMessage, rerr *rpcError) {
+	noteMethod(c.r.Context(), name)
+	defer func() {
+		if v := recover(); v != nil {
+			hlog.FromRequest(c.r).Error().Str("method", name).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("panic in method")
+			result, rerr = nil, toRPCError(errors.New("panic"))
+		}
+	}()
+	m, ok := c.s.methods[name]
+	if !ok {
+		return nil, errMethodNotFound(name)
+	}
+	var merchant *session.Merchant
+	if m.merchant {
+		var err error
+		if merchant, err = c.authenticate(ctx); err != nil {
+			return nil, c.fail(name, err)
+		}
+	}
+	v, err := m.fn(ctx, &request{merchant: merchant, client: c.client, params: params})
+	if err != nil {
+		return nil, c.fail(name, err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, c.fail(name, err)
+	}
+	return b, nil
+}
+
+func (c *caller) fail(method string, err error) *rpcError {
+	e := toRPCError(err)
+	if e.rpc.Code == jsonrpc2.CodeInternalError {
+		hlog.FromRequest(c.r).Error().Err(err).Str("method", method).Msg("internal error")
+	}
+	return e
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error_name":"InternalError","error_message":"Internal error.","state":"APPLICATION_ERROR"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func errorBody(name, message string) errorData {
+	return errorData{ErrorName: name, ErrorMessage: message, State: "APPLICATION_ERROR"}
+}

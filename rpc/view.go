@@ -1,0 +1,282 @@
+package rpc
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/sessiond/sessiond/session"
+)
+
+// unixTime is a time on the wire: Unix seconds as a number, with up to
+// microseconds as a fraction.
+type unixTime time.Time
+
+func (t unixTime) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(time.Time(t).UnixMicro())/1e6, 'f', -1, 64), nil
+}
+
+func optTime(t time.Time) *unixTime {
+	if t.IsZero() {
+		return nil
+	}
+	u := unixTime(t)
+	return &u
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func optAmount(a session.Amount) *session.Amount {
+	if a == 0 {
+		return nil
+	}
+	return &a
+}
+
+// sessionObject is the session as session.get shows it (API.md section 3).
+type sessionObject struct {
+	ID                    string                `json:"id"`
+	Type                  session.Type          `json:"type"`
+	MerchantID            string                `json:"merchant_id"`
+	State                 session.State         `json:"state"`
+	StateName             string                `json:"state_name"`
+	ErrorCode             *string               `json:"error_code"`
+	Amount                *session.Amount       `json:"amount"`
+	CurrencyID            *string               `json:"currency_id"`
+	CountryID             string                `json:"country_id"`
+	Locale                *string               `json:"locale"`
+	MerchantReference     *string               `json:"merchant_reference"`
+	CustomerID            *string               `json:"customer_id"`
+	TransactionID         *string               `json:"transaction_id"`
+	Bank                  *session.Bank         `json:"bank"`
+	BankAccountID         *string               `json:"bank_account_id"`
+	BankAccount           *session.BankAccount  `json:"bank_account"`
+	ApprovalRequired      bool                  `json:"approval_required"`
+	Approval              *string               `json:"approval"`
+	Created               unixTime              `json:"created"`
+	Completed             *unixTime             `json:"completed"`
+	Expires               unixTime              `json:"expires"`
+	LastRequest           *unixTime             `json:"last_request"`
+	IP                    *string               `json:"ip"`
+	UserAgent             *string               `json:"user_agent"`
+	Role                  string                `json:"role"`
+	CurrentStep           int                   `json:"current_step"`
+	TotalSteps            int                   `json:"total_steps"`
+	Version               int                   `json:"version"`
+	Callbacks             []session.Callback    `json:"callbacks"`
+	Verifications         json.RawMessage       `json:"verifications"`
+	ViewState             json.RawMessage       `json:"view_state"`
+	CustomerFirstname     *string               `json:"customer_firstname"`
+	CustomerLastname      *string               `json:"customer_lastname"`
+	CustomerEmail         *string               `json:"customer_email"`
+	CustomerDOB           *string               `json:"customer_dob"`
+	CustomerStreetAddress *string               `json:"customer_street_address"`
+	CustomerZip           *string               `json:"customer_zip"`
+	CustomerCity          *string               `json:"customer_city"`
+	CustomerAddress       *session.Address      `json:"customer_address"`
+	SSN                   *string               `json:"ssn"`
+	BrandName             *string               `json:"brand_name"`
+	RedirectURI           *string               `json:"redirect_uri"`
+	DeeplinkRedirect      *string               `json:"deeplink_redirect"`
+	ClosedLoop            *session.ClosedLoop   `json:"closed_loop"`
+	Hint                  *session.Hint         `json:"hint"`
+	StatementReference    *string               `json:"statement_reference"`
+	RequestedStartDate    *string               `json:"requested_start_date"`
+}
+
+func (s *Server) sessionObject(v *session.Session, now time.Time) *sessionObject {
+	p := &v.Params
+	o := &sessionObject{
+		ID:                    v.ID,
+		Type:                  v.Type,
+		MerchantID:            v.MerchantID,
+		State:                 v.State,
+		StateName:             v.State.String(),
+		ErrorCode:             optString(v.ErrorCode),
+		Amount:                optAmount(v.Amount),
+		CurrencyID:            optString(v.CurrencyID),
+		CountryID:             p.CountryID,
+		Locale:                optString(p.Locale),
+		MerchantReference:     optString(p.MerchantReference),
+		CustomerID:            optString(v.CustomerID),
+		TransactionID:         optString(v.TransactionID),
+		Bank:                  v.Bank,
+		BankAccount:           v.BankAccount,
+		ApprovalRequired:      p.ApprovalRequired,
+		Approval:              optString(string(v.Approval)),
+		Created:               unixTime(v.Created),
+		Completed:             optTime(v.Completed),
+		Expires:               unixTime(v.Expires),
+		LastRequest:           optTime(v.LastRequest),
+		IP:                    optString(v.IP),
+		UserAgent:             optString(v.UserAgent),
+		Role:                  p.Role,
+		CurrentStep:           v.Step,
+		TotalSteps:            v.TotalSteps(),
+		Version:               v.Version,
+		Callbacks:             p.Callbacks,
+		Verifications:         p.Verifications,
+		ViewState:             v.ViewState(now, s.cfg.SessionWarning),
+		CustomerFirstname:     optString(p.CustomerFirstname),
+		CustomerLastname:      optString(p.CustomerLastname),
+		CustomerEmail:         optString(p.CustomerEmail),
+		CustomerDOB:           optString(p.CustomerDOB),
+		CustomerStreetAddress: optString(p.CustomerStreetAddress),
+		CustomerZip:           optString(p.CustomerZip),
+		CustomerCity:          optString(p.CustomerCity),
+		CustomerAddress:       p.CustomerAddress,
+		SSN:                   optString(p.SSN),
+		BrandName:             optString(p.BrandName),
+		RedirectURI:           optString(p.RedirectURI),
+		DeeplinkRedirect:      optString(p.DeeplinkRedirect),
+		ClosedLoop:            p.ClosedLoop,
+		Hint:                  p.Hint,
+		StatementReference:    optString(p.StatementReference),
+		RequestedStartDate:    optString(p.RequestedStartDate),
+	}
+	if v.BankAccount != nil {
+		o.BankAccountID = &v.BankAccount.ID
+	}
+	if o.Callbacks == nil {
+		o.Callbacks = []session.Callback{}
+	}
+	if o.Verifications == nil {
+		o.Verifications = json.RawMessage("[]")
+	}
+	return o
+}
+
+// stateResult is the answer of session.state and of the calls that move a
+// session.
+type stateResult struct {
+	ID            string        `json:"id"`
+	State         session.State `json:"state"`
+	StateName     string        `json:"state_name"`
+	TransactionID *string       `json:"transaction_id"`
+	ErrorCode     *string       `json:"error_code"`
+	Version       int           `json:"version"`
+}
+
+func stateOf(v *session.Session) *stateResult {
+	return &stateResult{
+		ID:            v.ID,
+		State:         v.State,
+		StateName:     v.State.String(),
+		TransactionID: optString(v.TransactionID),
+		ErrorCode:     optString(v.ErrorCode),
+		Version:       v.Version,
+	}
+}
+
+// clientObject is what the end user may see of a session (client.get).
+type clientObject struct {
+	ID          string          `json:"id"`
+	Type        session.Type    `json:"type"`
+	State       session.State   `json:"state"`
+	StateName   string          `json:"state_name"`
+	Amount      *session.Amount `json:"amount"`
+	CurrencyID  *string         `json:"currency_id"`
+	CountryID   string          `json:"country_id"`
+	Locale      *string         `json:"locale"`
+	BrandName   *string         `json:"brand_name"`
+	CurrentStep int             `json:"current_step"`
+	TotalSteps  int             `json:"total_steps"`
+	Expires     unixTime        `json:"expires"`
+	ViewState   json.RawMessage `json:"view_state"`
+}
+
+func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
+	return &clientObject{
+		ID:          v.ID,
+		Type:        v.Type,
+		State:       v.State,
+		StateName:   v.State.String(),
+		Amount:      optAmount(v.Amount),
+		CurrencyID:  optString(v.CurrencyID),
+		CountryID:   v.Params.CountryID,
+		Locale:      optString(v.Params.Locale),
+		BrandName:   optString(v.Params.BrandName),
+		CurrentStep: v.Step,
+		TotalSteps:  v.TotalSteps(),
+		Expires:     unixTime(v.Expires),
+		ViewState:   v.ViewState(now, s.cfg.SessionWarning),
+	}
+}
+
+// transactionObject is a transaction on the wire (API.md section 5).
+type transactionObject struct {
+	ID                string                   `json:"id"`
+	Type              string                   `json:"type"`
+	State             session.TransactionState `json:"state"`
+	StateName         string                   `json:"state_name"`
+	Amount            session.Amount           `json:"amount"`
+	CurrencyID        string                   `json:"currency_id"`
+	CountryID         string                   `json:"country_id"`
+	SessionID         string                   `json:"session_id"`
+	MerchantReference *string                  `json:"merchant_reference"`
+	CustomerID        *string                  `json:"customer_id"`
+	BankAccountID     *string                  `json:"bank_account_id"`
+	Created           unixTime                 `json:"created"`
+	Completed         *unixTime                `json:"completed"`
+	ErrorCode         *string                  `json:"error_code"`
+	ETA               *unixTime                `json:"eta"`
+}
+
+func transactionOf(t *session.Transaction) *transactionObject {
+	return &transactionObject{
+		ID:                t.ID,
+		Type:              t.Type,
+		State:             t.State,
+		StateName:         t.State.String(),
+		Amount:            t.Amount,
+		CurrencyID:        t.CurrencyID,
+		CountryID:         t.CountryID,
+		SessionID:         t.SessionID,
+		MerchantReference: optString(t.MerchantReference),
+		CustomerID:        optString(t.CustomerID),
+		BankAccountID:     optString(t.BankAccountID),
+		Created:           unixTime(t.Created),
+		Completed:         optTime(t.Completed),
+		ErrorCode:         optString(t.ErrorCode),
+	}
+}
+
+// deliveryObject is a callback delivery on the wire (API.md section 6).
+type deliveryObject struct {
+	WebhookID        string                    `json:"webhook_id"`
+	URL              string                    `json:"url"`
+	SessionState     *session.State            `json:"session_state,omitempty"`
+	TransactionState *session.TransactionState `json:"transaction_state,omitempty"`
+	Status           session.DeliveryStatus    `json:"status"`
+	Attempts         int                       `json:"attempts"`
+	LastStatusCode   *int                      `json:"last_status_code"`
+	LastError        *string                   `json:"last_error"`
+	NextAttempt      *unixTime                 `json:"next_attempt"`
+	Created          unixTime                  `json:"created"`
+}
+
+func deliveryOf(d *session.Delivery) *deliveryObject {
+	o := &deliveryObject{
+		WebhookID:        d.WebhookID,
+		URL:              d.URL,
+		SessionState:     d.SessionState,
+		TransactionState: d.TransactionState,
+		Status:           d.Status,
+		Attempts:         d.Attempts,
+		LastError:        optString(d.LastError),
+		NextAttempt:      optTime(d.NextAttempt),
+		Created:          unixTime(d.Created),
+	}
+	if d.LastStatusCode != 0 {
+		o.LastStatusCode = &d.LastStatusCode
+	}
+	if d.Status != session.DeliveryPending {
+		o.NextAttempt = nil
+	}
+	return o
+}
