@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"net/http"
 
@@ -38,11 +39,24 @@ func (s *Server) methodTable() map[string]method {
 		"transaction.state":                 {true, s.transactionState},
 		"client.get":                        {false, s.clientGet},
 		"client.transition":                 {false, s.clientTransition},
+		"rpc.discover":                      {false, s.discover},
 	}
 	for _, typ := range session.Types {
 		t["session.create_"+string(typ)] = method{true, s.createOf(typ)}
 	}
 	return t
+}
+
+// openRPC is the OpenRPC document of every method, served by rpc.discover.
+//
+//go:embed openrpc.json
+var openRPC json.RawMessage
+
+func (s *Server) discover(ctx context.Context, r *request) (any, error) {
+	if err := decodeParams(r.params, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return openRPC, nil
 }
 
 // tokensResult is the answer of merchant.authorize and merchant.token.

@@ -38,7 +38,10 @@ func (a Amount) String() string {
 // ParseAmount reads a plain non-negative decimal with at most two
 // significant decimals ("50", "50.5", "50.50", "50.500").
 func ParseAmount(s string) (Amount, bool) {
-	whole, frac, _ := strings.Cut(s, ".")
+	whole, frac, dot := strings.Cut(s, ".")
+	if dot && frac == "" {
+		return 0, false
+	}
 	frac = strings.TrimRight(frac, "0")
 	if whole == "" || len(whole) > 12 || len(frac) > 2 || !digits(whole) || !digits(frac) {
 		return 0, false

@@ -99,7 +99,7 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 		{"brand_name", p.BrandName, maxBrandName},
 		{"statement_reference", p.StatementReference, maxString},
 		{"deeplink_redirect", p.DeeplinkRedirect, maxURL},
-		{"redirect_uri", p.RedirectURI, maxURL},
+		{"redirect_uri", p.RedirectURI, maxString},
 	} {
 		if utf8.RuneCountInString(f.value) > f.max {
 			return 0, "", FieldError(NameInvalidParams, f.name, f.name+" "+errNotPlainText, f.max)

@@ -1,0 +1,134 @@
+package session
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// allowed is the move table of API.md section 3, written out independently
+// of the code's table: every move a type allows besides those to 10 and 11.
+var allowed = map[Type]string{
+	TypeDeposit:              "0>1 1>2 2>3 3>4 4>5 5>6 6>7 7>8 5>8 8>9 9>12",
+	TypeRecurringPayment:     "0>1 1>2 2>3 3>4 4>5 5>6 6>7 7>8 5>8 8>9 9>12",
+	TypeWithdrawal:           "0>1 1>2 2>3 3>4 4>12",
+	TypeBankAccountSelection: "0>1 1>2 2>3 3>4 4>12",
+	TypeAuthentication:       "0>1 1>2 2>12",
+}
+
+func TestMoveTable(t *testing.T) {
+	for _, typ := range Types {
+		want := map[string]bool{}
+		for _, m := range strings.Fields(allowed[typ]) {
+			want[m] = true
+		}
+		for from := State(-1); from <= 13; from++ {
+			for to := State(-1); to <= 13; to++ {
+				key := fmt.Sprintf("%d>%d", from, to)
+				ok := want[key] || (from.Valid() && !from.Final() && (to == StateAborted || to == StateFailed))
+				if got := typ.CanMove(from, to); got != ok {
+					t.Errorf("%s.CanMove(%v, %v) = %v, want %v", typ, from, to, got, ok)
+				}
+			}
+		}
+	}
+}
+
+func TestSteps(t *testing.T) {
+	tests := []struct {
+		typ   Type
+		total int
+		steps map[State]int
+	}{
+		{TypeDeposit, 8, map[State]int{0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 5, 7: 5, 8: 6, 9: 7, 12: 8}},
+		{TypeRecurringPayment, 8, map[State]int{0: 0, 5: 5, 8: 6, 12: 8}},
+		{TypeWithdrawal, 5, map[State]int{0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 12: 5}},
+		{TypeBankAccountSelection, 5, map[State]int{4: 4, 12: 5}},
+		{TypeAuthentication, 3, map[State]int{0: 0, 1: 1, 2: 2, 12: 3}},
+	}
+	for _, tt := range tests {
+		if got := tt.typ.TotalSteps(); got != tt.total {
+			t.Errorf("%s.TotalSteps() = %d, want %d", tt.typ, got, tt.total)
+		}
+		for s, want := range tt.steps {
+			if got, ok := tt.typ.step(s); !ok || got != want {
+				t.Errorf("%s.step(%v) = %d, %v, want %d, true", tt.typ, s, got, ok, want)
+			}
+		}
+		for _, s := range []State{StateAborted, StateFailed} {
+			if _, ok := tt.typ.step(s); ok {
+				t.Errorf("%s.step(%v) ok, want it to keep the step reached", tt.typ, s)
+			}
+		}
+	}
+}
+
+func TestStateNames(t *testing.T) {
+	if got, want := StateTransactionApprovalCompleted.String(), "STATE_TRANSACTION_APPROVAL_COMPLETED"; got != want {
+		t.Errorf("State(9).String() = %q, want %q", got, want)
+	}
+	if got, want := TxSettled.String(), "STATE_SETTLED"; got != want {
+		t.Errorf("TransactionState(6).String() = %q, want %q", got, want)
+	}
+	for s := StateCreated; s <= StateCompleted; s++ {
+		if got, want := s.Final(), s >= 10; got != want {
+			t.Errorf("%v.Final() = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestAmount(t *testing.T) {
+	for in, want := range map[string]Amount{"50": 5000, "50.5": 5050, "50.50": 5050, "0.01": 1, "1000000000": 100000000000, "1.500": 150} {
+		if got, ok := ParseAmount(in); !ok || got != want {
+			t.Errorf("ParseAmount(%q) = %d, %v, want %d", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.234", "abc", "1e3", ".5", "1.", "１"} {
+		if got, ok := ParseAmount(in); ok {
+			t.Errorf("ParseAmount(%q) = %d, ok; want not ok", in, got)
+		}
+	}
+	if got, want := Amount(5000).String(), "50.00"; got != want {
+		t.Errorf("Amount(5000) = %q, want %q", got, want)
+	}
+	if got, want := Amount(7).String(), "0.07"; got != want {
+		t.Errorf("Amount(7) = %q, want %q", got, want)
+	}
+}
+
+func TestToken(t *testing.T) {
+	u, _ := newUUID(fixedNow, defaultRandom)
+	id := formatUUID(u)
+	if back, ok := parseUUID(id); !ok || back != u {
+		t.Fatalf("parseUUID(formatUUID(u)) = %v, %v", back, ok)
+	}
+	if id[14] != '7' {
+		t.Errorf("uuid %s is not version 7", id)
+	}
+	tok, err := newSessionToken(u, defaultRandom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok) < 32 {
+		t.Errorf("token %q shorter than 32", tok)
+	}
+	if got, ok := sessionIDOfToken(tok); !ok || got != id {
+		t.Errorf("sessionIDOfToken = %q, %v, want %q", got, ok, id)
+	}
+	for _, bad := range []string{"", "x", tok[:42], tok + "A", strings.Repeat("!", 43)} {
+		if _, ok := sessionIDOfToken(bad); ok {
+			t.Errorf("sessionIDOfToken(%q) ok, want not ok", bad)
+		}
+	}
+}
+
+var fixedNow = mustTime("2026-11-22T10:00:00Z")
+
+func mustTime(s string) (t time.Time) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
