@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -24,6 +26,34 @@ func newUUID(now time.Time, r io.Reader) ([16]byte, error) {
 	}
 	u[6] = u[6]&0x0f | 0x70
 	u[8] = u[8]&0x3f | 0x80
+	return u, nil
+}
+
+// uuidGen makes version 7 UUIDs that strictly increase within the
+// process, even within one millisecond or when the clock steps back
+// (RFC 9562 section 6.2, method 2: the random part counts up).
+type uuidGen struct {
+	mu   sync.Mutex
+	last [16]byte
+}
+
+func (g *uuidGen) next(now time.Time, r io.Reader) ([16]byte, error) {
+	u, err := newUUID(now, r)
+	if err != nil {
+		return u, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if bytes.Compare(u[:6], g.last[:6]) <= 0 {
+		u = g.last
+		for i := 15; i > 8; i-- { // the low 56 random bits, as a counter
+			u[i]++
+			if u[i] != 0 {
+				break
+			}
+		}
+	}
+	g.last = u
 	return u, nil
 }
 

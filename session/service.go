@@ -33,6 +33,9 @@ type Store interface {
 	// PutTokens stores add and deletes the tokens whose hashes are in
 	// revoke, at once; ErrUnauthorized if one of revoke is not stored.
 	PutTokens(ctx context.Context, add []*Token, revoke [][]byte) error
+	// PurgeTokens deletes up to limit tokens that expired at or before now
+	// and returns how many it deleted.
+	PurgeTokens(ctx context.Context, now time.Time, limit int) (int, error)
 
 	// Session returns the session with the id; ErrNotFound.
 	Session(ctx context.Context, id string) (*Session, error)
@@ -60,6 +63,7 @@ type Store interface {
 // the first call; they are not safe to change afterwards.
 type Service struct {
 	store Store
+	ids   uuidGen
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -95,7 +99,7 @@ func NewService(store Store) *Service {
 }
 
 func (s *Service) newID() (string, [16]byte, error) {
-	u, err := newUUID(s.Now(), s.Random)
+	u, err := s.ids.next(s.Now(), s.Random)
 	if err != nil {
 		return "", u, fmt.Errorf("session: new id: %w", err)
 	}
@@ -458,7 +462,7 @@ func (s *Service) transactionDeliveries(sess *Session, tx *Transaction, now time
 }
 
 func (s *Service) newDelivery(sess *Session, url string, now time.Time, set func(*Delivery)) *Delivery {
-	u, err := newUUID(now, s.Random)
+	u, err := s.ids.next(now, s.Random)
 	if err != nil {
 		// crypto/rand does not fail on supported platforms; a delivery
 		// must never be dropped for want of an id.
@@ -608,9 +612,9 @@ func (s *Session) ViewState(now time.Time, warning time.Duration) json.RawMessag
 // repeats steps until fewer are due.
 const sweepBatch = 500
 
-// RunExpiry expires due sessions every interval until ctx is done, and
-// returns ctx's error. Failures go to onError and the next sweep tries
-// again.
+// RunExpiry expires due sessions (and purges expired tokens) every
+// interval until ctx is done, and returns ctx's error. Failures go to
+// onError and the next sweep tries again.
 func (s *Service) RunExpiry(ctx context.Context, interval time.Duration, onError func(error)) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -623,6 +627,9 @@ func (s *Service) RunExpiry(ctx context.Context, interval time.Duration, onError
 			if err != nil || n < sweepBatch {
 				break
 			}
+		}
+		if _, err := s.store.PurgeTokens(ctx, s.Now(), sweepBatch); err != nil && ctx.Err() == nil {
+			onError(err)
 		}
 		select {
 		case <-ctx.Done():
