@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the sessiond binary built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sessiond-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "sessiond")
+	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running sessiond serve.
+type proc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	ch  chan string
+	buf bytes.Buffer
+}
+
+// startServer runs `sessiond serve` on a free port with the args and waits
+// until it logs that it listens.
+func startServer(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logs: &syncBuffer{ch: make(chan string, 1000)}, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			var rec struct {
+				Message string `json:"message"`
+				Addr    string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Message == "listening" {
+				addr <- rec.Addr
+			}
+			select {
+			case p.logs.ch <- line:
+			default:
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	select {
+	case a := <-addr:
+		p.url = "http://" + a
+	case err := <-p.done:
+		t.Fatalf("sessiond exited before listening: %v\n%s", err, p.drain())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sessiond did not listen within 30s\n%s", p.drain())
+	}
+	return p
+}
+
+// drain returns the log lines read so far.
+func (p *proc) drain() string {
+	for {
+		select {
+		case l := <-p.logs.ch:
+			p.logs.buf.WriteString(l + "\n")
+		default:
+			return p.logs.buf.String()
+		}
+	}
+}
+
+// stop sends sig and waits for the process to exit, returning its code.
+func (p *proc) stop(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sessiond did not exit within 20s of %v", sig)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// rpcCall makes one JSON-RPC call and decodes its result into out; it
+// returns the error object, if any.
+func rpcCall(t *testing.T, url, bearer, method string, params any, out any) *struct {
+	Code int
+	Data struct{ ErrorName string `json:"error_name"` }
+} {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+	req, _ := http.NewRequest(http.MethodPost, url+"/rpc", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Result json.RawMessage
+		Error  *struct {
+			Code int
+			Data struct{ ErrorName string `json:"error_name"` }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	if r.Error == nil && out != nil {
+		if err := json.Unmarshal(r.Result, out); err != nil {
+			t.Fatalf("%s result: %v", method, err)
+		}
+	}
+	return r.Error
+}
+
+func mustCall(t *testing.T, url, bearer, method string, params any, out any) {
+	t.Helper()
+	if e := rpcCall(t, url, bearer, method, params, out); e != nil {
+		t.Fatalf("%s: error %d %s", method, e.Code, e.Data.ErrorName)
+	}
+}
+
+func authorize(t *testing.T, url, pk, secret string) string {
+	t.Helper()
+	var tok struct{ AccessToken string `json:"access_token"` }
+	mustCall(t, url, "", "merchant.authorize", map[string]string{"public_key": pk, "secret": secret}, &tok)
+	return tok.AccessToken
+}
+
+// TestEndToEnd runs the binary: authorize, create, move to completion,
+// restart with SIGTERM, and read everything back.
+func TestEndToEnd(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "sessiond.db")
+	p := startServer(t, "--db", db, "--merchant", "pk_e2e:sk_e2e")
+	token := authorize(t, p.url, "pk_e2e", "sk_e2e")
+
+	var created struct{ ID, Token, URL string }
+	mustCall(t, p.url, token, "session.create_deposit", map[string]any{"amount": 50, "country_id": "se", "merchant_reference": "order-1"}, &created)
+	if !strings.HasPrefix(created.URL, p.url+"/client/") {
+		t.Errorf("url %q, want it under %s/client/", created.URL, p.url)
+	}
+	for _, st := range []int{1, 2, 3, 4, 5, 8, 9, 12} {
+		mustCall(t, p.url, "", "client.transition", map[string]any{"token": created.Token, "state": st}, nil)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code after SIGTERM %d, want 0\n%s", code, p.drain())
+	}
+	logs := p.drain()
+	for _, secret := range []string{"sk_e2e", token, created.Token} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("a secret or token reached the log: %q", secret)
+		}
+	}
+
+	p = startServer(t, "--db", db, "--merchant", "pk_e2e:sk_e2e")
+	if resp, err := http.Get(p.url + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("readyz: %v %v", resp, err)
+	}
+	var s struct {
+		State         int
+		StateName     string `json:"state_name"`
+		Version       int
+		TransactionID string `json:"transaction_id"`
+		CurrentStep   int    `json:"current_step"`
+	}
+	mustCall(t, p.url, token, "session.get", map[string]string{"id": created.ID}, &s)
+	if s.State != 12 || s.StateName != "STATE_COMPLETED" || s.Version != 9 || s.TransactionID == "" || s.CurrentStep != 8 {
+		t.Errorf("session after restart: %+v, want completed at version 9 with a transaction", s)
+	}
+	var byRef struct{ Sessions []struct{ ID string } }
+	mustCall(t, p.url, token, "session.get_by_merchant_reference", map[string]string{"merchant_reference": "order-1"}, &byRef)
+	if len(byRef.Sessions) != 1 || byRef.Sessions[0].ID != created.ID {
+		t.Errorf("by reference after restart: %+v", byRef)
+	}
+}
+
+// TestLockedDatabase starts a second server, and a merchant command, on a
+// database in use: each fails clearly with exit code 1, without hanging.
+func TestLockedDatabase(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "sessiond.db")
+	startServer(t, "--db", db)
+
+	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--db", db, "--lock-timeout", "500ms")
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("second serve: exit %d (%v), want 1", code, err)
+	}
+	if !strings.Contains(string(out), "locked by another process") {
+		t.Errorf("second serve said %q, want it to say the database is locked", out)
+	}
+
+	cmd = exec.Command(binary, "merchant", "add", "shop", "--db", db)
+	out, _ = cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "stop it first") {
+		t.Errorf("merchant add on a running server's database: exit %d, %q", code, out)
+	}
+}
+
+// TestDefaultMerchant starts on an empty database and uses the logged
+// credentials of the default merchant; a restart makes no second one.
+func TestDefaultMerchant(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "sessiond.db")
+	p := startServer(t, "--db", db)
+	var cred struct {
+		Message   string `json:"message"`
+		PublicKey string `json:"public_key"`
+		Secret    string `json:"secret"`
+	}
+	for _, line := range strings.Split(p.drain(), "\n") {
+		if strings.Contains(line, `"secret"`) {
+			json.Unmarshal([]byte(line), &cred)
+		}
+	}
+	if cred.Secret == "" {
+		t.Fatalf("no default merchant credentials in the log:\n%s", p.logs.buf.String())
+	}
+	authorize(t, p.url, cred.PublicKey, cred.Secret)
+	p.stop(t, syscall.SIGINT)
+
+	p = startServer(t, "--db", db)
+	if logs := p.drain(); strings.Contains(logs, `"secret"`) {
+		t.Errorf("restart created another default merchant:\n%s", logs)
+	}
+	p.stop(t, syscall.SIGTERM)
+
+	out, err := exec.Command(binary, "merchant", "list", "--db", db).Output()
+	if err != nil || !strings.Contains(string(out), "default") || !strings.Contains(string(out), cred.PublicKey) {
+		t.Errorf("merchant list: %v\n%s", err, out)
+	}
+}
+
+// TestMerchantAddAndCall makes a merchant offline and uses it through the
+// call command.
+func TestMerchantAddAndCall(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "sessiond.db")
+	out, err := exec.Command(binary, "merchant", "add", "shop", "--db", db).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			fields[f[0]] = f[1]
+		}
+	}
+	for _, k := range []string{"merchant_id", "public_key", "secret", "callback_secret"} {
+		if fields[k] == "" {
+			t.Fatalf("merchant add printed no %s:\n%s", k, out)
+		}
+	}
+	if !strings.HasPrefix(fields["callback_secret"], "whsec_") {
+		t.Errorf("callback_secret %q, want whsec_…", fields["callback_secret"])
+	}
+
+	p := startServer(t, "--db", db)
+	params, _ := json.Marshal(map[string]string{"public_key": fields["public_key"], "secret": fields["secret"]})
+	cmd := exec.Command(binary, "call", "--url", p.url, "merchant.authorize", string(params))
+	out, err = cmd.Output()
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	var tok struct{ AccessToken string `json:"access_token"` }
+	if err := json.Unmarshal(out, &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("call printed %q", out)
+	}
+	cmd = exec.Command(binary, "call", "--url", p.url, "--token", tok.AccessToken, "session.get", `{"id":"nope"}`)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "-32004") {
+		t.Errorf("call of a missing session: %v, %q; want exit 1 naming -32004", err, stderr.String())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage"},
+		{[]string{"bogus"}, 2, "unknown command"},
+		{[]string{"serve", "--help"}, 0, "-session-ttl"},
+		{[]string{"serve", "--log-format", "xml"}, 2, "log-format"},
+		{[]string{"version"}, 0, "sessiond"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(tt.args, &out, &errOut)
+		if code != tt.code || !strings.Contains(out.String()+errOut.String(), tt.want) {
+			t.Errorf("run(%q) = %d, %q; want %d and %q", tt.args, code, out.String()+errOut.String(), tt.code, tt.want)
+		}
+	}
+}
