@@ -126,7 +126,9 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) int {
 // returns the error object, if any.
 func rpcCall(t *testing.T, url, bearer, method string, params any, out any) *struct {
 	Code int
-	Data struct{ ErrorName string `json:"error_name"` }
+	Data struct {
+		ErrorName string `json:"error_name"`
+	}
 } {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
@@ -144,7 +146,9 @@ func rpcCall(t *testing.T, url, bearer, method string, params any, out any) *str
 		Result json.RawMessage
 		Error  *struct {
 			Code int
-			Data struct{ ErrorName string `json:"error_name"` }
+			Data struct {
+				ErrorName string `json:"error_name"`
+			}
 		}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
@@ -167,7 +171,9 @@ func mustCall(t *testing.T, url, bearer, method string, params any, out any) {
 
 func authorize(t *testing.T, url, pk, secret string) string {
 	t.Helper()
-	var tok struct{ AccessToken string `json:"access_token"` }
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
 	mustCall(t, url, "", "merchant.authorize", map[string]string{"public_key": pk, "secret": secret}, &tok)
 	return tok.AccessToken
 }
@@ -304,7 +310,9 @@ func TestMerchantAddAndCall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("call: %v", err)
 	}
-	var tok struct{ AccessToken string `json:"access_token"` }
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
 	if err := json.Unmarshal(out, &tok); err != nil || tok.AccessToken == "" {
 		t.Fatalf("call printed %q", out)
 	}
