@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sessiond/sessiond/bench"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
@@ -42,6 +43,8 @@ Usage:
   sessiond merchant list [--db PATH]              list merchants
   sessiond call [--url URL] [--token T] METHOD [PARAMS_JSON]
                                                   make one JSON-RPC call and print the result
+  sessiond bench [--url URL] [--method M] [-c 64] [-d 10s] [--merchant PK:SECRET] [--baseline]
+                                                  load-test a running server: req/s, p50/p90/p99/max
   sessiond version                                print the version
 
 Run "sessiond COMMAND --help" for a command's flags. Every flag also reads
@@ -65,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = merchant(rest, stdout, stderr)
 	case "call":
 		err = call(rest, stdout, stderr)
+	case "bench":
+		err = runBench(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "sessiond", versionString())
 	case "help", "-h", "--help":
@@ -385,6 +390,34 @@ func call(args []string, stdout, stderr io.Writer) error {
 	}
 	pretty.WriteByte('\n')
 	_, err = pretty.WriteTo(stdout)
+	return err
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var cfg bench.Config
+	var params string
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base `URL`")
+	fs.StringVar(&cfg.Method, "method", bench.DefaultMethod, "JSON-RPC `method` to load")
+	fs.StringVar(&params, "params", "", "params `JSON` of each request, for methods that need no setup")
+	fs.IntVar(&cfg.Concurrency, "c", bench.DefaultConcurrency, "concurrent keep-alive connections")
+	fs.DurationVar(&cfg.Duration, "d", bench.DefaultDuration, "how long to measure")
+	fs.StringVar(&cfg.Merchant, "merchant", "", "merchant `PUBLIC_KEY:SECRET` to authorize with")
+	fs.BoolVar(&cfg.Baseline, "baseline", false, "also run the same load against a minimal in-process JSON-RPC handler and print the ratio")
+	fs.IntVar(&cfg.Setup, "setup", bench.DefaultSetup, "sessions to create first for session.get, session.state, client.transition")
+	if _, err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if params != "" {
+		if !json.Valid([]byte(params)) {
+			return usageError{"bench: --params is not valid JSON"}
+		}
+		cfg.Params = json.RawMessage(params)
+	}
+	cfg.Progress = stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	_, err := bench.Run(ctx, cfg, stdout)
 	return err
 }
 
