@@ -30,6 +30,7 @@ import (
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -174,6 +175,16 @@ func serve(args []string, stderr io.Writer) error {
 		MaxBatch:       c.maxBatch,
 		SessionWarning: c.sessionWarning,
 	}, log)
+	srv.Mount("/client/", web.Handler(func(ctx context.Context, token string) (web.Page, bool, error) {
+		v, err := svc.SessionOfToken(ctx, token)
+		if errors.Is(err, session.ErrNotFound) {
+			return web.Page{}, false, nil
+		}
+		if err != nil {
+			return web.Page{}, false, err
+		}
+		return web.Page{RedirectURI: v.Params.RedirectURI}, true, nil
+	}))
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

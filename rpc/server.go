@@ -45,6 +45,7 @@ type Server struct {
 	log     zerolog.Logger
 	methods map[string]method
 	ready   atomic.Bool
+	mounts  map[string]http.Handler
 }
 
 // New returns a Server for svc that logs to log. It reports not ready
@@ -63,6 +64,16 @@ func New(svc *session.Service, cfg Config, log zerolog.Logger) *Server {
 	s := &Server{svc: svc, cfg: cfg, log: log}
 	s.methods = s.methodTable()
 	return s
+}
+
+// Mount serves pattern (a net/http ServeMux pattern) with h, behind the
+// same request ids, access logs and panic recovery as the RPC endpoints.
+// Call it before Handler.
+func (s *Server) Mount(pattern string, h http.Handler) {
+	if s.mounts == nil {
+		s.mounts = map[string]http.Handler{}
+	}
+	s.mounts[pattern] = h
 }
 
 // SetReady sets what /readyz answers.
@@ -88,6 +99,10 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+
+	for pattern, h := range s.mounts {
+		mux.Handle(pattern, h)
+	}
 
 	var h http.Handler = mux
 	h = s.recoverHandler(h)

@@ -198,6 +198,12 @@ func (s *Service) ByReference(ctx context.Context, m *Merchant, ref string) ([]*
 	return s.store.SessionsByReference(ctx, m.ID, ref, maxByReference)
 }
 
+// SessionOfToken returns the session of an end-user token, without
+// recording the request; ErrNotFound for an unknown or malformed token.
+func (s *Service) SessionOfToken(ctx context.Context, token string) (*Session, error) {
+	return s.sessionOfToken(ctx, token)
+}
+
 func (s *Service) sessionOfToken(ctx context.Context, token string) (*Session, error) {
 	id, ok := sessionIDOfToken(token)
 	if !ok {
