@@ -149,7 +149,8 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 
-	db, err := store.Open(c.db, store.Options{LockTimeout: c.lockTimout})
+	hub := rpc.NewHub()
+	db, err := store.Open(c.db, store.Options{LockTimeout: c.lockTimout, OnSave: hub.Publish})
 	if err != nil {
 		return err
 	}
@@ -174,6 +175,7 @@ func serve(args []string, stderr io.Writer) error {
 		MaxBody:        int64(c.maxBody),
 		MaxBatch:       c.maxBatch,
 		SessionWarning: c.sessionWarning,
+		Hub:            hub,
 	}, log)
 	srv.Mount("/client/", web.Handler(func(ctx context.Context, token string) (web.Page, bool, error) {
 		v, err := svc.SessionOfToken(ctx, token)

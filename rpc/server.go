@@ -36,6 +36,9 @@ type Config struct {
 	MaxBatch int
 	// SessionWarning is how long before expiry the hosted page warns.
 	SessionWarning time.Duration
+	// Hub carries committed changes to WebSocket subscribers; nil for a
+	// server without subscriptions.
+	Hub *Hub
 }
 
 // Server is the HTTP face of a session.Service. Create it with New.
@@ -46,6 +49,7 @@ type Server struct {
 	methods map[string]method
 	ready   atomic.Bool
 	mounts  map[string]http.Handler
+	hub     *Hub
 }
 
 // New returns a Server for svc that logs to log. It reports not ready
@@ -61,7 +65,10 @@ func New(svc *session.Service, cfg Config, log zerolog.Logger) *Server {
 		cfg.SessionWarning = 2 * time.Minute
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
-	s := &Server{svc: svc, cfg: cfg, log: log}
+	if cfg.Hub == nil {
+		cfg.Hub = NewHub()
+	}
+	s := &Server{svc: svc, cfg: cfg, log: log, hub: cfg.Hub}
 	s.methods = s.methodTable()
 	return s
 }
@@ -84,6 +91,7 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /rpc", s.serveRPC)
+	mux.HandleFunc("GET /rpc/ws", s.serveWS)
 	mux.HandleFunc("/rpc", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody("MethodNotAllowed", "use POST"))

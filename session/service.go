@@ -74,9 +74,6 @@ type Service struct {
 	// TokenTTL is how long an access token lives; refresh tokens live an
 	// hour longer.
 	TokenTTL time.Duration
-	// Changed, if set, is called after every committed change of a session
-	// (not for Touch), with the session as written.
-	Changed func(*Session)
 }
 
 // Defaults of the Service's settings.
@@ -106,15 +103,7 @@ func (s *Service) newID() (string, [16]byte, error) {
 	return formatUUID(u), u, nil
 }
 
-func (s *Service) save(ctx context.Context, c *Change) error {
-	if err := s.store.Save(ctx, c); err != nil {
-		return err
-	}
-	if s.Changed != nil {
-		s.Changed(c.Session)
-	}
-	return nil
-}
+func (s *Service) save(ctx context.Context, c *Change) error { return s.store.Save(ctx, c) }
 
 // Create makes a session of type t for merchant m, and returns it with the
 // end user's token, which is not stored (only its hash is).

@@ -114,7 +114,7 @@ func (db *DB) Save(ctx context.Context, c *session.Change) error {
 	}
 	id := []byte(s.ID)
 	expiryKey := timeKey(s.Expires, s.ID)
-	return db.update(ctx, func(btx *bolt.Tx) error {
+	return db.submit(ctx, &write{err: make(chan error, 1), saved: c, fn: func(btx *bolt.Tx) error {
 		sessions := btx.Bucket(bucketSessions)
 		cur := sessions.Get(id)
 		switch {
@@ -155,7 +155,7 @@ func (db *DB) Save(ctx context.Context, c *session.Change) error {
 			}
 		}
 		return nil
-	})
+	}})
 }
 
 // Touch records the end user's latest request on the session.

@@ -54,6 +54,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// MaxBatch caps the writes coalesced into one transaction; 0 means 256.
 	MaxBatch int
+	// OnSave, if set, is called by the committer after each Save is on
+	// disk, in commit order, before the caller is answered. It must not
+	// block: it runs on the one goroutine every write waits for.
+	OnSave func(*session.Change)
 }
 
 // DB is sessiond's database. Open it with Open; call Close when finished.
@@ -64,6 +68,7 @@ type DB struct {
 	done    chan struct{}
 	once    sync.Once
 	max     int
+	onSave  func(*session.Change)
 
 	commits atomic.Uint64 // bolt transactions committed by the committer
 	written atomic.Uint64 // writes answered by them
@@ -104,6 +109,7 @@ func Open(path string, opts Options) (*DB, error) {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		max:     opts.MaxBatch,
+		onSave:  opts.OnSave,
 	}
 	go db.commitLoop()
 	return db, nil
@@ -129,8 +135,9 @@ func (db *DB) CommitStats() (commits, writes uint64) {
 
 // write is one caller's part of a group commit.
 type write struct {
-	fn  func(*bolt.Tx) error
-	err chan error
+	fn    func(*bolt.Tx) error
+	err   chan error
+	saved *session.Change // for OnSave, if the write is a Save
 }
 
 // update runs fn in a write transaction shared with other writers and
@@ -139,7 +146,10 @@ type write struct {
 // answered to its caller alone and the batch goes on. Any other error (or
 // panic) rolls the batch back and the others are run again without it.
 func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
-	w := &write{fn: fn, err: make(chan error, 1)}
+	return db.submit(ctx, &write{fn: fn, err: make(chan error, 1)})
+}
+
+func (db *DB) submit(ctx context.Context, w *write) error {
 	select {
 	case db.writes <- w:
 	case <-db.closing:
@@ -199,9 +209,12 @@ func (db *DB) commit(batch []*write) {
 		for i, w := range batch {
 			if err != nil {
 				w.err <- fmt.Errorf("store: commit: %w", err)
-			} else {
-				w.err <- errs[i]
+				continue
 			}
+			if errs[i] == nil && w.saved != nil && db.onSave != nil {
+				db.onSave(w.saved)
+			}
+			w.err <- errs[i]
 		}
 		return
 	}
