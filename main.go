@@ -114,6 +114,8 @@ type serveConfig struct {
 	expiryInterval, tokenTTL    time.Duration
 	maxBody                     byteSize
 	maxBatch                    int
+	sandbox                     bool
+	sandboxDelay                time.Duration
 	logFormat, logLevel         string
 	shutdownTimeout, lockTimout time.Duration
 }
@@ -131,6 +133,8 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	c.maxBody = 1 << 20
 	fs.Var(&c.maxBody, "max-body", "largest request `size` (e.g. 1MiB, 512KiB)")
 	fs.IntVar(&c.maxBatch, "max-batch", 100, "most entries in a JSON-RPC batch")
+	fs.BoolVar(&c.sandbox, "sandbox", false, "sandbox mode: magic merchant references drive sessions, transactions settle, sandbox.* methods")
+	fs.DurationVar(&c.sandboxDelay, "sandbox-delay", 2*time.Second, "time between the sandbox's steps")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for in-flight requests")
@@ -149,8 +153,20 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 
-	hub := rpc.NewHub()
-	db, err := store.Open(c.db, store.Options{LockTimeout: c.lockTimout, OnSave: hub.Publish})
+	// Stop on SIGINT/SIGTERM from here on, so a signal during start-up is
+	// a clean stop too.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+
+	// Committed changes fan out from the store's committer, in commit
+	// order, to the observers. They are all set before the first write,
+	// which happens after start-up.
+	var observers []func(*session.Change)
+	db, err := store.Open(c.db, store.Options{LockTimeout: c.lockTimout, OnSave: func(ch *session.Change) {
+		for _, o := range observers {
+			o(ch)
+		}
+	}})
 	if err != nil {
 		return err
 	}
@@ -158,13 +174,44 @@ func serve(args []string, stderr io.Writer) error {
 
 	svc := session.NewService(db)
 	svc.SessionTTL, svc.TokenTTL = c.sessionTTL, c.tokenTTL
-	ctx := context.Background()
-	if err := ensureMerchants(ctx, svc, c.merchants, log); err != nil {
-		return err
+	hub := rpc.NewHub()
+	observers = append(observers, hub.Publish)
+
+	// Workers run until stopWorkers; each is stopped before the database
+	// closes.
+	workers, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	var wg sync.WaitGroup
+	var closers []func()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		svc.RunExpiry(workers, c.expiryInterval, func(err error) {
+			log.Error().Err(err).Msg("expiry sweep")
+		})
+	}()
+	if c.sandbox {
+		sb := session.NewSandbox(svc, c.sandboxDelay, func(err error) {
+			log.Error().Err(err).Msg("sandbox step")
+		})
+		closers = append(closers, sb.Close)
+		observers = append(observers, sb.Observe)
+	}
+	stop := func() {
+		stopWorkers()
+		for _, c := range closers {
+			c()
+		}
+		wg.Wait()
 	}
 
+	if err := ensureMerchants(workers, svc, c.merchants, log); err != nil {
+		stop()
+		return err
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
+		stop()
 		return fmt.Errorf("listen: %w", err)
 	}
 	if c.publicURL == "" {
@@ -176,6 +223,7 @@ func serve(args []string, stderr io.Writer) error {
 		MaxBatch:       c.maxBatch,
 		SessionWarning: c.sessionWarning,
 		Hub:            hub,
+		Sandbox:        c.sandbox,
 	}, log)
 	srv.Mount("/client/", web.Handler(func(ctx context.Context, token string) (web.Page, bool, error) {
 		v, err := svc.SessionOfToken(ctx, token)
@@ -194,40 +242,27 @@ func serve(args []string, stderr io.Writer) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-
-	workers, stopWorkers := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		svc.RunExpiry(workers, c.expiryInterval, func(err error) {
-			log.Error().Err(err).Msg("expiry sweep")
-		})
-	}()
+	hs.RegisterOnShutdown(hub.Close) // Shutdown does not wait for hijacked sockets
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	srv.SetReady(true)
 	log.Info().Str("addr", ln.Addr().String()).Str("db", c.db).Str("version", versionString()).Msg("listening")
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case s := <-sig:
 		log.Info().Str("signal", s.String()).Msg("shutting down")
 	case err := <-serveErr:
-		stopWorkers()
-		wg.Wait()
+		stop()
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv.SetReady(false)
-	shutdown, cancel := context.WithTimeout(ctx, c.shutdownTimeout)
+	shutdown, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(shutdown); err != nil {
 		log.Warn().Err(err).Msg("in-flight requests cut off")
 	}
-	stopWorkers()
-	wg.Wait()
+	stop()
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}

@@ -44,6 +44,9 @@ func (s *Server) methodTable() map[string]method {
 	for _, typ := range session.Types {
 		t["session.create_"+string(typ)] = method{true, s.createOf(typ)}
 	}
+	if s.cfg.Sandbox {
+		t["sandbox.transaction_transition"] = method{true, s.transactionTransition}
+	}
 	return t
 }
 
@@ -296,11 +299,37 @@ func (s *Server) transactionState(ctx context.Context, r *request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	return txStateOf(t), nil
+}
+
+func (s *Server) transactionTransition(ctx context.Context, r *request) (any, error) {
+	var p struct {
+		ID        string                    `json:"id"`
+		State     *session.TransactionState `json:"state"`
+		ErrorCode string                    `json:"error_code"`
+	}
+	if err := decodeParams(r.params, &p); err != nil {
+		return nil, err
+	}
+	if err := required("id", p.ID); err != nil {
+		return nil, err
+	}
+	if p.State == nil {
+		return nil, session.FieldError(session.NameMissingParameter, "state", "state is required")
+	}
+	t, err := s.svc.TransactionTransition(ctx, r.merchant, p.ID, *p.State, p.ErrorCode)
+	if err != nil {
+		return nil, err
+	}
+	return txStateOf(t), nil
+}
+
+func txStateOf(t *session.Transaction) any {
 	return struct {
 		ID        string                   `json:"id"`
 		State     session.TransactionState `json:"state"`
 		StateName string                   `json:"state_name"`
-	}{t.ID, t.State, t.State.String()}, nil
+	}{t.ID, t.State, t.State.String()}
 }
 
 func (s *Server) clientGet(ctx context.Context, r *request) (any, error) {

@@ -39,6 +39,8 @@ type Config struct {
 	// Hub carries committed changes to WebSocket subscribers; nil for a
 	// server without subscriptions.
 	Hub *Hub
+	// Sandbox serves the sandbox's own methods.
+	Sandbox bool
 }
 
 // Server is the HTTP face of a session.Service. Create it with New.

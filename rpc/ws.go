@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -31,16 +30,59 @@ const (
 // store calls it in commit order, each subscriber sees a session's changes
 // in version order.
 type Hub struct {
-	mu    sync.Mutex
-	subs  map[string]map[*subscription]struct{} // by session id
-	conns atomic.Int64
+	mu     sync.Mutex
+	subs   map[string]map[*subscription]struct{} // by session id
+	conns  map[*wsConn]struct{}
+	closed bool
 }
 
 // NewHub returns an empty Hub.
-func NewHub() *Hub { return &Hub{subs: map[string]map[*subscription]struct{}{}} }
+func NewHub() *Hub {
+	return &Hub{subs: map[string]map[*subscription]struct{}{}, conns: map[*wsConn]struct{}{}}
+}
 
 // Connections returns the number of open WebSocket connections.
-func (h *Hub) Connections() int64 { return h.conns.Load() }
+func (h *Hub) Connections() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// Close closes every WebSocket connection, and any opened later.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for c := range h.conns {
+		c.kill("server shutting down")
+	}
+}
+
+// join registers a connection; false if the hub is closed.
+func (h *Hub) join(c *wsConn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.conns[c] = struct{}{}
+	return true
+}
+
+// leave forgets a connection and its subscriptions.
+func (h *Hub) leave(c *wsConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, c)
+	for _, sub := range c.subs {
+		if m := h.subs[sub.sessionID]; m != nil {
+			delete(m, sub)
+			if len(m) == 0 {
+				delete(h.subs, sub.sessionID)
+			}
+		}
+	}
+}
 
 // changed is the params of a session.changed notification.
 type changed struct {
@@ -56,6 +98,9 @@ type changed struct {
 // the change's session. A subscriber whose queue is full is disconnected.
 func (h *Hub) Publish(c *session.Change) {
 	s := c.Session
+	if s == nil {
+		return // a transaction alone changed
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for sub := range h.subs[s.ID] {
@@ -132,8 +177,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(wsPongWait)) })
 
 	c := &wsConn{s: s, r: r, ws: ws, out: make(chan changed, wsQueue), subs: map[string]*subscription{}, log: hlog.FromRequest(r)}
-	s.hub.conns.Add(1)
-	defer s.hub.conns.Add(-1)
+	if !s.hub.join(c) {
+		c.kill("server shutting down")
+		return
+	}
 	// The HTTP request's context ends when this handler returns; the
 	// connection lives until the socket closes.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
@@ -143,9 +190,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	<-c.rpc.DisconnectNotify()
 	c.kill("closed")
 	c.mu.Lock()
-	for _, sub := range c.subs {
-		s.hub.remove(sub)
-	}
+	s.hub.leave(c)
 	c.mu.Unlock()
 }
 

@@ -44,7 +44,9 @@ type Store interface {
 	SessionsByReference(ctx context.Context, merchantID, ref string, limit int) ([]*Session, error)
 	// Save writes a change at once: the session at version n, which must be
 	// stored at n-1 (or not at all for n = 1), its transaction and its
-	// deliveries. ErrVersionConflict if the stored version differs.
+	// deliveries; or, for a change without a session, the transaction,
+	// which must be stored in state TxFrom. ErrVersionConflict if the
+	// stored version or state differs.
 	Save(ctx context.Context, c *Change) error
 	// Touch records the end user's latest request on a session without
 	// changing its version.

@@ -202,10 +202,12 @@ func (d *Delivery) Body() []byte {
 
 // Change is what one use case writes, in one store transaction: the
 // session at its new version, the transaction it creates or moves, and the
-// callback deliveries the change causes.
+// callback deliveries the change causes. A change of a transaction alone
+// has no Session and names the state it moves the transaction from.
 type Change struct {
 	Session     *Session
 	Transaction *Transaction
+	TxFrom      *TransactionState // with no Session: the stored state the move starts from
 	Deliveries  []*Delivery
 }
 

@@ -95,6 +95,9 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 // its stored version, its transaction, its deliveries and the indexes.
 // session.ErrVersionConflict if the stored version is not one less.
 func (db *DB) Save(ctx context.Context, c *session.Change) error {
+	if c.Session == nil {
+		return db.saveTransaction(ctx, c)
+	}
 	s := c.Session
 	v, err := encodeSession(s)
 	if err != nil {
@@ -148,6 +151,43 @@ func (db *DB) Save(ctx context.Context, c *session.Change) error {
 			if err := btx.Bucket(bucketTransactions).Put([]byte(c.Transaction.ID), tx); err != nil {
 				return fmt.Errorf("store: put transaction %s: %w", c.Transaction.ID, err)
 			}
+		}
+		for i, d := range c.Deliveries {
+			if err := putDelivery(btx, d, deliveries[i], nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}})
+}
+
+// saveTransaction writes a change of a transaction alone, checked against
+// its stored state.
+func (db *DB) saveTransaction(ctx context.Context, c *session.Change) error {
+	t := c.Transaction
+	if t == nil || c.TxFrom == nil {
+		return fmt.Errorf("store: a change without a session needs a transaction and its state before")
+	}
+	v, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("store: encode transaction %s: %w", t.ID, err)
+	}
+	deliveries := make([][]byte, len(c.Deliveries))
+	for i, d := range c.Deliveries {
+		if deliveries[i], err = json.Marshal(d); err != nil {
+			return fmt.Errorf("store: encode delivery %s: %w", d.WebhookID, err)
+		}
+	}
+	return db.submit(ctx, &write{err: make(chan error, 1), saved: c, fn: func(btx *bolt.Tx) error {
+		var cur session.Transaction
+		if err := get(btx, bucketTransactions, []byte(t.ID), &cur); err != nil {
+			return err
+		}
+		if cur.State != *c.TxFrom {
+			return session.ErrVersionConflict
+		}
+		if err := btx.Bucket(bucketTransactions).Put([]byte(t.ID), v); err != nil {
+			return fmt.Errorf("store: put transaction %s: %w", t.ID, err)
 		}
 		for i, d := range c.Deliveries {
 			if err := putDelivery(btx, d, deliveries[i], nil); err != nil {
