@@ -27,6 +27,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sessiond/sessiond/bench"
+	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
@@ -161,8 +162,9 @@ func serve(args []string, stderr io.Writer) error {
 	// Committed changes fan out from the store's committer, in commit
 	// order, to the observers. They are all set before the first write,
 	// which happens after start-up.
-	var observers []func(*session.Change)
-	db, err := store.Open(c.db, store.Options{LockTimeout: c.lockTimout, OnSave: func(ch *session.Change) {
+	met := metrics.New()
+	observers := []func(*session.Change){met.ObserveChange}
+	db, err := store.Open(c.db, store.Options{LockTimeout: c.lockTimout, OnCommit: met.ObserveCommit, OnSave: func(ch *session.Change) {
 		for _, o := range observers {
 			o(ch)
 		}
@@ -224,7 +226,21 @@ func serve(args []string, stderr io.Writer) error {
 		SessionWarning: c.sessionWarning,
 		Hub:            hub,
 		Sandbox:        c.sandbox,
+		Observer:       met,
 	}, log)
+	met.Gauge("sessiond_websocket_connections", "Open WebSocket connections.", func() float64 { return float64(hub.Connections()) })
+	met.Gauge("sessiond_outbox_pending", "Callback deliveries waiting to be delivered.", func() float64 {
+		n, _, _ := db.OutboxStats(context.Background())
+		return float64(n)
+	})
+	met.Gauge("sessiond_outbox_oldest_pending_seconds", "Age of the oldest pending callback delivery (0 if none).", func() float64 {
+		_, oldest, _ := db.OutboxStats(context.Background())
+		if oldest.IsZero() {
+			return 0
+		}
+		return time.Since(oldest).Seconds()
+	})
+	srv.Mount("GET /metrics", met.Handler())
 	srv.Mount("/client/", web.Handler(func(ctx context.Context, token string) (web.Page, bool, error) {
 		v, err := svc.SessionOfToken(ctx, token)
 		if errors.Is(err, session.ErrNotFound) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -340,6 +341,45 @@ func TestUsage(t *testing.T) {
 		code := run(tt.args, &out, &errOut)
 		if code != tt.code || !strings.Contains(out.String()+errOut.String(), tt.want) {
 			t.Errorf("run(%q) = %d, %q; want %d and %q", tt.args, code, out.String()+errOut.String(), tt.code, tt.want)
+		}
+	}
+}
+
+// TestMetrics scrapes /metrics after known traffic.
+func TestMetrics(t *testing.T) {
+	p := startServer(t, "--db", filepath.Join(t.TempDir(), "sessiond.db"), "--merchant", "pk_m:sk_m")
+	token := authorize(t, p.url, "pk_m", "sk_m")
+	var a, b struct{ ID, Token string }
+	mustCall(t, p.url, token, "session.create_deposit", map[string]any{"amount": "1", "country_id": "se"}, &a)
+	mustCall(t, p.url, token, "session.create_authentication", map[string]any{"country_id": "fi"}, &b)
+	for _, st := range []int{1, 2, 12} {
+		mustCall(t, p.url, "", "client.transition", map[string]any{"token": b.Token, "state": st}, nil)
+	}
+	rpcCall(t, p.url, token, "session.get", map[string]string{"id": "missing"}, nil)
+	rpcCall(t, p.url, token, "no.such.method", map[string]any{}, nil)
+
+	resp, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`sessiond_sessions_created_total{type="deposit"} 1`,
+		`sessiond_sessions_created_total{type="authentication"} 1`,
+		`sessiond_session_moves_total{state="STATE_COMPLETED",type="authentication"} 1`,
+		`sessiond_session_moves_total{state="STATE_AUTHENTICATION_STARTED",type="authentication"} 1`,
+		`sessiond_rpc_requests_total{code="0",method="client.transition"} 3`,
+		`sessiond_rpc_requests_total{code="-32004",method="session.get"} 1`,
+		`sessiond_rpc_requests_total{code="-32601",method="unknown"} 1`,
+		`sessiond_rpc_duration_seconds_count{method="session.create_deposit"} 1`,
+		`sessiond_outbox_pending 0`,
+		`sessiond_websocket_connections 0`,
+		`sessiond_store_commit_writes_count`,
+		`go_memstats_heap_inuse_bytes`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 }

@@ -41,6 +41,14 @@ type Config struct {
 	Hub *Hub
 	// Sandbox serves the sandbox's own methods.
 	Sandbox bool
+	// Observer, if set, is told of every call.
+	Observer Observer
+}
+
+// Observer is told of every JSON-RPC call, whatever the transport: its
+// method, its result code (0 for success) and how long it took.
+type Observer interface {
+	ObserveCall(method string, code int64, d time.Duration)
 }
 
 // Server is the HTTP face of a session.Service. Create it with New.
@@ -377,6 +385,19 @@ func (c *caller) authenticate(ctx context.Context) (*session.Merchant, error) {
 // the wire shows it. Internal errors and panics are logged here, once.
 func (c *caller) call(ctx context.Context, name string, params json.RawMessage) (result json.RawMessage, rerr *rpcError) {
 	noteMethod(c.r.Context(), name)
+	if o := c.s.cfg.Observer; o != nil {
+		start := time.Now()
+		defer func() {
+			var code int64
+			if rerr != nil {
+				code = rerr.rpc.Code
+			}
+			if _, known := c.s.methods[name]; !known {
+				name = "unknown" // keep label values bounded
+			}
+			o.ObserveCall(name, code, time.Since(start))
+		}()
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			hlog.FromRequest(c.r).Error().Str("method", name).Interface("panic", v).Bytes("stack", debug.Stack()).Msg("panic in method")

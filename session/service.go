@@ -368,7 +368,7 @@ func (s *Service) move(ctx context.Context, next *Session, to State, errorCode s
 		next.Completed = now
 		next.ErrorCode = errorCode
 	}
-	c := &Change{Session: next}
+	c := &Change{Session: next, Moved: true}
 	c.Deliveries = s.sessionDeliveries(next, now)
 
 	var tx *Transaction

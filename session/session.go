@@ -209,6 +209,7 @@ type Change struct {
 	Transaction *Transaction
 	TxFrom      *TransactionState // with no Session: the stored state the move starts from
 	Deliveries  []*Delivery
+	Moved       bool // the session's state changed
 }
 
 // Merchant is an API client. Its secret is kept only as a salted hash; the

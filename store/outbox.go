@@ -102,3 +102,25 @@ func (db *DB) SessionDeliveries(ctx context.Context, sessionID string) ([]*sessi
 	})
 	return out, err
 }
+
+// OutboxStats returns how many deliveries are pending and when the oldest
+// of them was recorded (zero if none). It reads every pending delivery: a
+// scrape's cost grows with the backlog, which stays small while merchants
+// answer.
+func (db *DB) OutboxStats(ctx context.Context) (pending int, oldest time.Time, err error) {
+	err = db.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			d := new(session.Delivery)
+			if err := get(tx, bucketDeliveries, k[8:], d); err != nil {
+				return err
+			}
+			pending++
+			if oldest.IsZero() || d.Created.Before(oldest) {
+				oldest = d.Created
+			}
+		}
+		return nil
+	})
+	return pending, oldest, err
+}

@@ -58,6 +58,8 @@ type Options struct {
 	// disk, in commit order, before the caller is answered. It must not
 	// block: it runs on the one goroutine every write waits for.
 	OnSave func(*session.Change)
+	// OnCommit, if set, is told how many writes each commit carried.
+	OnCommit func(writes int)
 }
 
 // DB is sessiond's database. Open it with Open; call Close when finished.
@@ -69,6 +71,7 @@ type DB struct {
 	once    sync.Once
 	max     int
 	onSave  func(*session.Change)
+	onCmt   func(int)
 
 	commits atomic.Uint64 // bolt transactions committed by the committer
 	written atomic.Uint64 // writes answered by them
@@ -110,6 +113,7 @@ func Open(path string, opts Options) (*DB, error) {
 		done:    make(chan struct{}),
 		max:     opts.MaxBatch,
 		onSave:  opts.OnSave,
+		onCmt:   opts.OnCommit,
 	}
 	go db.commitLoop()
 	return db, nil
@@ -206,6 +210,9 @@ func (db *DB) commit(batch []*write) {
 		}
 		db.commits.Add(1)
 		db.written.Add(uint64(len(batch)))
+		if db.onCmt != nil && err == nil {
+			db.onCmt(len(batch))
+		}
 		for i, w := range batch {
 			if err != nil {
 				w.err <- fmt.Errorf("store: commit: %w", err)
