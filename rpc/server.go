@@ -435,13 +435,37 @@ func (c *caller) fail(method string, err error) *rpcError {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	switch v := v.(type) {
+	case *response: // already compact JSON: skip json.Marshal's second pass over it
+		b, err = v.MarshalJSON()
+	case []*response:
+		b, err = marshalBatch(v)
+	default:
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error_name":"InternalError","error_message":"Internal error.","state":"APPLICATION_ERROR"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+func marshalBatch(rs []*response) ([]byte, error) {
+	b := []byte{'['}
+	for i, r := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		rb, err := r.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, rb...)
+	}
+	return append(b, ']'), nil
 }
 
 func errorBody(name, message string) errorData {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -88,6 +89,7 @@ func (s *Service) EnsureMerchant(ctx context.Context, cr Credentials) (*Merchant
 		if err := s.store.PutMerchant(ctx, m); err != nil {
 			return nil, cr, false, err
 		}
+		s.auth.forget(m.ID)
 	}
 	return m, cr, false, nil
 }
@@ -198,7 +200,19 @@ func (s *Service) token(ctx context.Context, token string, kind TokenKind) (*Tok
 
 // Authenticate returns the merchant an access token belongs to.
 // ErrUnauthorized for a missing, unknown or expired token.
+//
+// It runs on every merchant call, so it remembers the tokens and merchants
+// it has read: access tokens are never revoked before they expire, and
+// merchants change only through this Service, which forgets them then.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Merchant, error) {
+	if accessToken == "" {
+		return nil, ErrUnauthorized
+	}
+	h := hashToken(accessToken)
+	now := s.Now()
+	if m, ok := s.auth.lookup(h, now); ok {
+		return m, nil
+	}
 	t, err := s.token(ctx, accessToken, TokenAccess)
 	if err != nil {
 		return nil, err
@@ -207,5 +221,53 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Mercha
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrUnauthorized
 	}
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	s.auth.remember(h, m, t.Expires)
+	return m, nil
+}
+
+// authCache maps access-token hashes to their merchants until the tokens
+// expire. It holds at most authCacheSize tokens and starts over when full.
+type authCache struct {
+	mu     sync.RWMutex
+	tokens map[[32]byte]cachedToken
+}
+
+type cachedToken struct {
+	m       *Merchant
+	expires time.Time
+}
+
+const authCacheSize = 10000
+
+func (c *authCache) lookup(hash []byte, now time.Time) (*Merchant, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.tokens[[32]byte(hash)]
+	if !ok || !now.Before(t.expires) {
+		return nil, false
+	}
+	return t.m, true
+}
+
+func (c *authCache) remember(hash []byte, m *Merchant, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tokens == nil || len(c.tokens) >= authCacheSize {
+		c.tokens = map[[32]byte]cachedToken{}
+	}
+	c.tokens[[32]byte(hash)] = cachedToken{m, expires}
+}
+
+// forget drops every remembered token of the merchant with the id.
+func (c *authCache) forget(merchantID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, t := range c.tokens {
+		if t.m.ID == merchantID {
+			delete(c.tokens, h)
+		}
+	}
 }

@@ -66,6 +66,7 @@ type Store interface {
 type Service struct {
 	store Store
 	ids   uuidGen
+	auth  authCache
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
