@@ -1,0 +1,52 @@
+package rpc
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// wsMethods are served on /rpc/ws only, by the socket itself.
+var wsMethods = []string{"session.subscribe", "client.subscribe", "session.unsubscribe"}
+
+// TestOpenRPCCoversMethods checks that the document rpc.discover serves
+// names every method the server dispatches, and nothing else.
+func TestOpenRPCCoversMethods(t *testing.T) {
+	var doc struct {
+		OpenRPC string `json:"openrpc"`
+		Methods []struct {
+			Name   string            `json:"name"`
+			Params []json.RawMessage `json:"params"`
+			Result json.RawMessage   `json:"result"`
+			Errors []json.RawMessage `json:"errors"`
+		} `json:"methods"`
+	}
+	if err := json.Unmarshal(openRPC, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.OpenRPC != "1.3.2" {
+		t.Errorf("openrpc %q, want 1.3.2", doc.OpenRPC)
+	}
+	var documented []string
+	for _, m := range doc.Methods {
+		documented = append(documented, m.Name)
+		if m.Result == nil || len(m.Errors) == 0 {
+			t.Errorf("%s: no result schema or no errors", m.Name)
+		}
+	}
+	s := New(nil, Config{Sandbox: true}, zerolog.Nop())
+	served := slices.Clone(wsMethods)
+	for name := range s.methods {
+		served = append(served, name)
+	}
+	slices.Sort(documented)
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Errorf("documented methods\n%q\nserved methods\n%q", documented, served)
+	}
+	if _, ok := New(nil, Config{}, zerolog.Nop()).methods["sandbox.transaction_transition"]; ok {
+		t.Error("sandbox.transaction_transition served without Sandbox")
+	}
+}
