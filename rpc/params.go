@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/sessiond/sessiond/session"
 )
@@ -16,6 +18,9 @@ import (
 func decodeParams(raw json.RawMessage, v any) error {
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
+	}
+	if err := checkNames(raw, reflect.TypeOf(v), ""); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -36,6 +41,75 @@ func decodeParams(raw json.RawMessage, v any) error {
 		return session.FieldError(session.NameUnknownParameter, name, "unknown parameter %q", name)
 	}
 	return session.FieldError(session.NameInvalidParams, "params", "params: %v", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// checkNames refuses object members that name no field of t exactly:
+// encoding/json matches names case-insensitively, and params names are
+// case-sensitive. It descends into nested objects and arrays of objects;
+// values of the wrong kind are left for the decoder to report.
+func checkNames(raw json.RawMessage, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		if t.Kind() == reflect.Slice {
+			var items []json.RawMessage
+			if t.Elem().Kind() == reflect.Uint8 || json.Unmarshal(raw, &items) != nil {
+				return nil
+			}
+			for _, item := range items {
+				if err := checkNames(item, t.Elem(), path); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeFor[json.RawMessage]() {
+		return nil
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return nil
+	}
+	fields := fieldsOf(t)
+	for name, v := range members {
+		ft, ok := fields[name]
+		if !ok {
+			return session.FieldError(session.NameUnknownParameter, path+name, "unknown parameter %q", path+name)
+		}
+		if err := checkNames(v, ft, path+name+"."); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
+
+// fieldsOf returns the JSON names of t's fields, embedded structs' included.
+func fieldsOf(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			for name, ft := range fieldsOf(f.Type) {
+				fields[name] = ft
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fields[name] = f.Type
+	}
+	fieldCache.Store(t, fields)
+	return fields
 }
 
 func jsonKind(goKind string) string {

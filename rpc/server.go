@@ -293,51 +293,38 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resps)
 }
 
-// envelope is a request object as sent, each member kept raw so that its
-// presence and JSON type can be checked.
-type envelope struct {
-	JSONRPC json.RawMessage `json:"jsonrpc"`
-	Method  json.RawMessage `json:"method"`
-	Params  json.RawMessage `json:"params"`
-	ID      json.RawMessage `json:"id"`
-}
-
 // handle runs one request object and returns its response, or nil for a
-// notification.
+// notification. Members are looked up by their exact names: JSON-RPC
+// member names are case-sensitive, and encoding/json's are not.
 func (c *caller) handle(ctx context.Context, raw json.RawMessage) *response {
 	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
+	var env map[string]json.RawMessage
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &env) != nil {
 		return &response{err: errInvalidRequest("a request must be an object").rpc}
 	}
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return &response{err: errInvalidRequest("malformed request object").rpc}
-	}
-	id := env.ID
-	if id != nil && !validID(id) {
+	id, hasID := env["id"]
+	if hasID && !validID(id) {
 		return &response{err: errInvalidRequest("id must be a string, a number or null").rpc}
 	}
-	var method string
+	var version, method string
 	switch {
-	case string(env.JSONRPC) != `"2.0"`:
+	case json.Unmarshal(env["jsonrpc"], &version) != nil || version != "2.0":
 		return &response{id: id, err: errInvalidRequest(`jsonrpc must be exactly "2.0"`).rpc}
-	case env.Method == nil || json.Unmarshal(env.Method, &method) != nil:
+	case !isString(env["method"]) || json.Unmarshal(env["method"], &method) != nil:
 		return &response{id: id, err: errInvalidRequest("method must be a string").rpc}
 	}
 	resp := &response{id: id}
-	if env.Params != nil && (len(env.Params) == 0 || env.Params[0] != '{') {
-		resp.err = errInvalidParams("params must be an object", "params").rpc
-	} else {
-		var e *rpcError
-		if resp.result, e = c.call(ctx, method, env.Params); e != nil {
-			resp.err = e.rpc
-		}
+	var e *rpcError
+	if resp.result, e = c.call(ctx, method, env["params"]); e != nil {
+		resp.err = e.rpc
 	}
-	if id == nil {
+	if !hasID {
 		return nil // a notification: executed, not answered
 	}
 	return resp
 }
+
+func isString(v json.RawMessage) bool { return len(v) > 0 && v[0] == '"' }
 
 func validID(id json.RawMessage) bool {
 	switch id[0] {
@@ -407,6 +394,9 @@ func (c *caller) call(ctx context.Context, name string, params json.RawMessage) 
 	m, ok := c.s.methods[name]
 	if !ok {
 		return nil, errMethodNotFound(name)
+	}
+	if params != nil && (len(params) == 0 || params[0] != '{') {
+		return nil, errInvalidParams("params must be an object", "params")
 	}
 	var merchant *session.Merchant
 	if m.merchant {

@@ -244,25 +244,19 @@ func (c *wsConn) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.
 	}
 	var result json.RawMessage
 	var e *rpcError
-	if params != nil && (len(params) == 0 || params[0] != '{') {
-		e = errInvalidParams("params must be an object", "params")
-	} else {
-		caller := c.s.newCaller(c.r)
-		switch req.Method {
-		case "session.subscribe", "client.subscribe", "session.unsubscribe":
-			noteMethod(c.r.Context(), req.Method)
-			var v any
-			var err error
-			v, err = c.subscribeMethod(ctx, caller, req.Method, params)
-			if err == nil {
-				result, err = json.Marshal(v)
-			}
-			if err != nil {
-				e = caller.fail(req.Method, err)
-			}
-		default:
-			result, e = caller.call(ctx, req.Method, params)
+	caller := c.s.newCaller(c.r)
+	switch req.Method {
+	case "session.subscribe", "client.subscribe", "session.unsubscribe":
+		noteMethod(c.r.Context(), req.Method)
+		v, err := c.subscribeMethod(ctx, caller, req.Method, params)
+		if err == nil {
+			result, err = json.Marshal(v)
 		}
+		if err != nil {
+			e = caller.fail(req.Method, err)
+		}
+	default:
+		result, e = caller.call(ctx, req.Method, params)
 	}
 	if req.Notif {
 		return
