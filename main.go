@@ -27,6 +27,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sessiond/sessiond/bench"
+	"github.com/sessiond/sessiond/callbacks"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
@@ -117,6 +118,10 @@ type serveConfig struct {
 	maxBatch                    int
 	sandbox                     bool
 	sandboxDelay                time.Duration
+	callbackRetry               durationList
+	callbackTimeout             time.Duration
+	callbackUserAgent           string
+	callbackAllowPrivate        bool
 	logFormat, logLevel         string
 	shutdownTimeout, lockTimout time.Duration
 }
@@ -134,6 +139,11 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	c.maxBody = 1 << 20
 	fs.Var(&c.maxBody, "max-body", "largest request `size` (e.g. 1MiB, 512KiB)")
 	fs.IntVar(&c.maxBatch, "max-batch", 100, "most entries in a JSON-RPC batch")
+	c.callbackRetry = durationList{10 * time.Minute, 30 * time.Minute, 60 * time.Minute}
+	fs.Var(&c.callbackRetry, "callback-retry", "`offsets` from a callback's first attempt at which failures are retried (comma-separated)")
+	fs.DurationVar(&c.callbackTimeout, "callback-timeout", 10*time.Second, "how long a callback receiver has to answer 2xx")
+	fs.StringVar(&c.callbackUserAgent, "callback-user-agent", "Brite Callback", "User-Agent of callbacks")
+	fs.BoolVar(&c.callbackAllowPrivate, "callback-allow-private", false, "let callbacks reach loopback, private, link-local and CGNAT addresses (test harnesses)")
 	fs.BoolVar(&c.sandbox, "sandbox", false, "sandbox mode: magic merchant references drive sessions, transactions settle, sandbox.* methods")
 	fs.DurationVar(&c.sandboxDelay, "sandbox-delay", 2*time.Second, "time between the sandbox's steps")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
@@ -191,6 +201,24 @@ func serve(args []string, stderr io.Writer) error {
 		svc.RunExpiry(workers, c.expiryInterval, func(err error) {
 			log.Error().Err(err).Msg("expiry sweep")
 		})
+	}()
+	dispatcher := callbacks.New(db, callbacks.Config{
+		Retry:        c.callbackRetry,
+		Timeout:      c.callbackTimeout,
+		UserAgent:    c.callbackUserAgent,
+		AllowPrivate: c.callbackAllowPrivate,
+		Log:          log,
+		OnAttempt:    met.ObserveCallback,
+	})
+	observers = append(observers, func(ch *session.Change) {
+		if len(ch.Deliveries) > 0 {
+			dispatcher.Notify()
+		}
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dispatcher.Run(workers)
 	}()
 	if c.sandbox {
 		sb := session.NewSandbox(svc, c.sandboxDelay, func(err error) {
@@ -532,6 +560,36 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// durationList is a flag of comma-separated durations.
+type durationList []time.Duration
+
+func (l *durationList) String() string {
+	var parts []string
+	for _, d := range *l {
+		parts = append(parts, d.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *durationList) Set(v string) error {
+	var out durationList
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration", part)
+		}
+		if len(out) > 0 && d <= out[len(out)-1] {
+			return errors.New("offsets must grow")
+		}
+		out = append(out, d)
+	}
+	*l = out
+	return nil
+}
 
 // byteSize is a size flag that takes 1048576, 1MiB, 512KiB or 1MB.
 type byteSize int64

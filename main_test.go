@@ -383,3 +383,58 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeSuites runs the npm test suites under testdata (third-party
+// JSON-RPC clients, the OpenRPC validator, the browser tests): npm ci, then
+// npm test, each against binaries they build from this tree. Without npm
+// (or, for the browser suite, without Chromium) they are skipped, unless
+// SESSIOND_REQUIRE_NODE=1, as .ci/run sets, makes that a failure.
+func TestNodeSuites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("npm suites are not short")
+	}
+	require := os.Getenv("SESSIOND_REQUIRE_NODE") == "1"
+	missing := func(what string) {
+		if require {
+			t.Fatalf("%s is missing and SESSIOND_REQUIRE_NODE=1", what)
+		}
+		t.Skipf("%s is missing; run .ci/run to install it", what)
+	}
+	if _, err := exec.LookPath("npm"); err != nil {
+		missing("npm")
+	}
+	dirs, _ := filepath.Glob(filepath.Join("testdata", "*", "package.json"))
+	if len(dirs) == 0 {
+		t.Fatal("no npm suites under testdata")
+	}
+	for _, pkg := range dirs {
+		dir := filepath.Dir(pkg)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			if filepath.Base(dir) == "browser" {
+				if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+					missing("/usr/bin/chromium")
+				}
+			}
+			for _, args := range [][]string{{"ci", "--no-audit", "--no-fund"}, {"test"}} {
+				cmd := exec.Command("npm", args...)
+				cmd.Dir = dir
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("npm %s in %s: %v\n%s", args[0], dir, err, out)
+				}
+				if args[0] == "test" {
+					t.Logf("npm test in %s:\n%s", dir, tail(out, 40))
+				}
+			}
+		})
+	}
+}
+
+// tail returns the last n lines of out.
+func tail(out []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
