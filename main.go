@@ -116,6 +116,8 @@ type serveConfig struct {
 	expiryInterval, tokenTTL    time.Duration
 	maxBody                     byteSize
 	maxBatch                    int
+	maxInflight                 int
+	rateLimit                   float64
 	sandbox                     bool
 	sandboxDelay                time.Duration
 	callbackRetry               durationList
@@ -139,6 +141,8 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	c.maxBody = 1 << 20
 	fs.Var(&c.maxBody, "max-body", "largest request `size` (e.g. 1MiB, 512KiB)")
 	fs.IntVar(&c.maxBatch, "max-batch", 100, "most entries in a JSON-RPC batch")
+	fs.IntVar(&c.maxInflight, "max-inflight", 512, "most requests served at once; past it a request waits 100ms, then gets -32029 (0: no cap)")
+	fs.Float64Var(&c.rateLimit, "rate-limit", 0, "most calls per second per merchant, -32029 past it (0: off)")
 	c.callbackRetry = durationList{10 * time.Minute, 30 * time.Minute, 60 * time.Minute}
 	fs.Var(&c.callbackRetry, "callback-retry", "`offsets` from a callback's first attempt at which failures are retried (comma-separated)")
 	fs.DurationVar(&c.callbackTimeout, "callback-timeout", 10*time.Second, "how long a callback receiver has to answer 2xx")
@@ -255,6 +259,8 @@ func serve(args []string, stderr io.Writer) error {
 		Hub:            hub,
 		Sandbox:        c.sandbox,
 		Observer:       met,
+		MaxInflight:    c.maxInflight,
+		RateLimit:      c.rateLimit,
 	}, log)
 	met.Gauge("sessiond_websocket_connections", "Open WebSocket connections.", func() float64 { return float64(hub.Connections()) })
 	met.Gauge("sessiond_outbox_pending", "Callback deliveries waiting to be delivered.", func() float64 {

@@ -43,6 +43,14 @@ type Config struct {
 	Sandbox bool
 	// Observer, if set, is told of every call.
 	Observer Observer
+	// MaxInflight caps the HTTP requests served at once on /rpc and /api;
+	// past it a request waits up to InflightWait, then gets -32029.
+	// 0 means no cap.
+	MaxInflight  int
+	InflightWait time.Duration
+	// RateLimit caps each merchant's calls per second (-32029 past it);
+	// 0 means no limit.
+	RateLimit float64
 }
 
 // Observer is told of every JSON-RPC call, whatever the transport: its
@@ -60,6 +68,7 @@ type Server struct {
 	ready   atomic.Bool
 	mounts  map[string]http.Handler
 	hub     *Hub
+	limits  *merchantLimits
 }
 
 // New returns a Server for svc that logs to log. It reports not ready
@@ -78,7 +87,10 @@ func New(svc *session.Service, cfg Config, log zerolog.Logger) *Server {
 	if cfg.Hub == nil {
 		cfg.Hub = NewHub()
 	}
-	s := &Server{svc: svc, cfg: cfg, log: log, hub: cfg.Hub}
+	if cfg.InflightWait == 0 {
+		cfg.InflightWait = 100 * time.Millisecond
+	}
+	s := &Server{svc: svc, cfg: cfg, log: log, hub: cfg.Hub, limits: newMerchantLimits(cfg.RateLimit)}
 	s.methods = s.methodTable()
 	return s
 }
@@ -100,13 +112,13 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // access logs.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /rpc", s.serveRPC)
+	mux.Handle("POST /rpc", admit(s.cfg.MaxInflight, s.cfg.InflightWait, http.HandlerFunc(s.serveRPC)))
 	mux.HandleFunc("GET /rpc/ws", s.serveWS)
 	mux.HandleFunc("/rpc", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody("MethodNotAllowed", "use POST"))
 	})
-	mux.HandleFunc("POST /api/{method}", s.serveAPI)
+	mux.Handle("POST /api/{method}", admit(s.cfg.MaxInflight, s.cfg.InflightWait, http.HandlerFunc(s.serveAPI)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -360,10 +372,15 @@ func (s *Server) newCaller(r *http.Request) *caller {
 	return c
 }
 
+// authenticate returns the merchant of the bearer, authenticated once per
+// caller, and counts each call against the merchant's rate limit.
 func (c *caller) authenticate(ctx context.Context) (*session.Merchant, error) {
 	if !c.authed {
 		c.merchant, c.authErr = c.s.svc.Authenticate(ctx, c.bearer)
 		c.authed = true
+	}
+	if c.authErr == nil && !c.s.limits.allow(c.merchant.ID) {
+		return nil, errRateLimited
 	}
 	return c.merchant, c.authErr
 }
