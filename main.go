@@ -48,6 +48,8 @@ Usage:
                                                   make one JSON-RPC call and print the result
   sessiond bench [--url URL] [--method M] [-c 64] [-d 10s] [--merchant PK:SECRET] [--baseline]
                                                   load-test a running server: req/s, p50/p90/p99/max
+  sessiond seed [--db PATH] [--sessions N] [--due N] [--merchant PK:SECRET]
+                                                  store N deposit sessions at once, for scale tests
   sessiond version                                print the version
 
 Run "sessiond COMMAND --help" for a command's flags. Every flag also reads
@@ -73,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = call(rest, stdout, stderr)
 	case "bench":
 		err = runBench(rest, stdout, stderr)
+	case "seed":
+		err = seed(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "sessiond", versionString())
 	case "help", "-h", "--help":
@@ -489,6 +493,54 @@ func call(args []string, stdout, stderr io.Writer) error {
 	pretty.WriteByte('\n')
 	_, err = pretty.WriteTo(stdout)
 	return err
+}
+
+func seed(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	dbPath := fs.String("db", "./sessiond.db", "database `file`")
+	n := fs.Int("sessions", 1_000_000, "deposit sessions to store")
+	due := fs.Int("due", 0, "how many of them are already past their deadline")
+	merchantSpec := fs.String("merchant", "pk_seed:sk_seed", "`PUBLIC_KEY:SECRET` of the merchant that owns them (created if missing)")
+	prefix := fs.String("prefix", "seed-", "merchant_reference prefix; the i-th session gets PREFIXi")
+	if _, err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	pk, secret, ok := strings.Cut(*merchantSpec, ":")
+	if !ok || *n < 1 || *due < 0 || *due > *n {
+		return usageError{"seed: want --merchant PUBLIC_KEY:SECRET, --sessions ≥ 1 and 0 ≤ --due ≤ --sessions"}
+	}
+	db, err := store.Open(*dbPath, store.Options{LockTimeout: time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%s is in use by a running server; stop it first", *dbPath)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	svc := session.NewService(db)
+	ctx := context.Background()
+	m, _, _, err := svc.EnsureMerchant(ctx, session.Credentials{PublicKey: pk, Secret: secret})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = svc.Seed(ctx, m, *n, *due, 10_000, *prefix, func(done int) {
+		fmt.Fprintf(stderr, "\rseed: %d/%d sessions (%.0f/s)", done, *n, float64(done)/time.Since(start).Seconds())
+	})
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return err
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	info, err := os.Stat(*dbPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "stored %d sessions (%d past their deadline) for merchant %s in %s; %s is %d bytes\n",
+		*n, *due, pk, time.Since(start).Round(time.Millisecond), *dbPath, info.Size())
+	return nil
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {

@@ -48,6 +48,9 @@ type Store interface {
 	// which must be stored in state TxFrom. ErrVersionConflict if the
 	// stored version or state differs.
 	Save(ctx context.Context, c *Change) error
+	// SaveAll saves many changes in one transaction, all or none; for bulk
+	// loads.
+	SaveAll(ctx context.Context, cs []*Change) error
 	// Touch records the end user's latest request on a session without
 	// changing its version.
 	Touch(ctx context.Context, id string, at time.Time, c Client) error
@@ -111,10 +114,22 @@ func (s *Service) save(ctx context.Context, c *Change) error { return s.store.Sa
 // Create makes a session of type t for merchant m, and returns it with the
 // end user's token, which is not stored (only its hash is).
 func (s *Service) Create(ctx context.Context, m *Merchant, t Type, p *Params) (*Session, string, error) {
+	sess, token, err := s.newSession(m, t, p, s.Now())
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.save(ctx, &Change{Session: sess}); err != nil {
+		return nil, "", err
+	}
+	return sess, token, nil
+}
+
+// newSession validates p and returns a new session created at now, with
+// its token.
+func (s *Service) newSession(m *Merchant, t Type, p *Params, now time.Time) (*Session, string, error) {
 	if !t.Valid() {
 		return nil, "", FieldError(NameInvalidParams, "type", "type must be one of deposit recurring_payment withdrawal bank_account_selection authentication")
 	}
-	now := s.Now()
 	amount, currency, err := p.validate(t, now)
 	if err != nil {
 		return nil, "", err
@@ -150,10 +165,40 @@ func (s *Service) Create(ctx context.Context, m *Merchant, t Type, p *Params) (*
 	if p.ApprovalRequired {
 		sess.Approval = ApprovalPending
 	}
-	if err := s.save(ctx, &Change{Session: sess}); err != nil {
-		return nil, "", err
-	}
 	return sess, token, nil
+}
+
+// Seed stores n deposit sessions of merchant m with merchant references
+// prefix0 … prefix<n-1>, batch at a time in one transaction each, for
+// load and scale tests. The first due of them were created a session TTL
+// and a minute ago, so the first expiry sweep finds exactly those due.
+// progress, if set, is told how many are stored after each batch.
+func (s *Service) Seed(ctx context.Context, m *Merchant, n, due, batch int, prefix string, progress func(int)) error {
+	amount := Decimal("10.00")
+	now := s.Now()
+	changes := make([]*Change, 0, batch)
+	for i := range n {
+		created := now
+		if i < due {
+			created = now.Add(-s.SessionTTL - time.Minute)
+		}
+		p := Params{Amount: &amount, CountryID: "se", MerchantReference: fmt.Sprintf("%s%d", prefix, i)}
+		sess, _, err := s.newSession(m, TypeDeposit, &p, created)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, &Change{Session: sess})
+		if len(changes) == batch || i == n-1 {
+			if err := s.store.SaveAll(ctx, changes); err != nil {
+				return err
+			}
+			if progress != nil {
+				progress(i + 1)
+			}
+			changes = changes[:0]
+		}
+	}
+	return nil
 }
 
 // Get returns merchant m's session with the id; ErrNotFound for another

@@ -48,7 +48,7 @@ func refKey(merchantID, ref, sessionID string) []byte {
 func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
 	var s *session.Session
 	err := db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSessions).Get([]byte(id))
+		v := wbucket(tx, bucketSessions).Get([]byte(id))
 		if v == nil {
 			return session.ErrNotFound
 		}
@@ -65,7 +65,7 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 	prefix := refKey(merchantID, ref, "")
 	var out []*session.Session
 	err := db.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRefs).Cursor()
+		c := wbucket(tx, bucketRefs).Cursor()
 		// Session ids are time-ordered, so the newest is the last key
 		// with the prefix: seek past it and walk back.
 		k, _ := c.Seek(append(bytes.Clone(prefix), 0xff))
@@ -74,7 +74,7 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 		} else {
 			k, _ = c.Prev()
 		}
-		sessions := tx.Bucket(bucketSessions)
+		sessions := wbucket(tx, bucketSessions)
 		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Prev() {
 			v := sessions.Get(k[len(prefix):])
 			if v == nil {
@@ -98,67 +98,113 @@ func (db *DB) Save(ctx context.Context, c *session.Change) error {
 	if c.Session == nil {
 		return db.saveTransaction(ctx, c)
 	}
-	s := c.Session
-	v, err := encodeSession(s)
+	e, err := encodeChange(c)
 	if err != nil {
 		return err
 	}
-	var tx []byte
-	if c.Transaction != nil {
-		if tx, err = json.Marshal(c.Transaction); err != nil {
-			return fmt.Errorf("store: encode transaction %s: %w", c.Transaction.ID, err)
+	return db.submit(ctx, &write{err: make(chan error, 1), saved: c, fn: e.apply})
+}
+
+// SaveAll saves many session changes in one transaction, all or none, for
+// bulk loads. The commit hook is not told of them.
+func (db *DB) SaveAll(ctx context.Context, cs []*session.Change) error {
+	es := make([]*encodedChange, len(cs))
+	for i, c := range cs {
+		if c.Session == nil {
+			return fmt.Errorf("store: SaveAll takes session changes only")
+		}
+		var err error
+		if es[i], err = encodeChange(c); err != nil {
+			return err
 		}
 	}
-	deliveries := make([][]byte, len(c.Deliveries))
-	for i, d := range c.Deliveries {
-		if deliveries[i], err = json.Marshal(d); err != nil {
-			return fmt.Errorf("store: encode delivery %s: %w", d.WebhookID, err)
-		}
-	}
-	id := []byte(s.ID)
-	expiryKey := timeKey(s.Expires, s.ID)
-	return db.submit(ctx, &write{err: make(chan error, 1), saved: c, fn: func(btx *bolt.Tx) error {
-		sessions := btx.Bucket(bucketSessions)
-		cur := sessions.Get(id)
-		switch {
-		case s.Version == 1 && cur != nil:
-			return session.ErrVersionConflict
-		case s.Version > 1 && cur == nil:
-			return session.ErrNotFound
-		case s.Version > 1 && binary.BigEndian.Uint32(cur) != uint32(s.Version-1):
-			return session.ErrVersionConflict
-		}
-		if err := sessions.Put(id, v); err != nil {
-			return fmt.Errorf("store: put session %s: %w", s.ID, err)
-		}
-		if s.Version == 1 {
-			if ref := s.Params.MerchantReference; ref != "" {
-				if err := btx.Bucket(bucketRefs).Put(refKey(s.MerchantID, ref, s.ID), nil); err != nil {
-					return fmt.Errorf("store: index session %s: %w", s.ID, err)
-				}
-			}
-			if !s.State.Final() {
-				if err := btx.Bucket(bucketExpiry).Put(expiryKey, nil); err != nil {
-					return fmt.Errorf("store: index session %s: %w", s.ID, err)
-				}
-			}
-		} else if s.State.Final() {
-			if err := btx.Bucket(bucketExpiry).Delete(expiryKey); err != nil {
-				return fmt.Errorf("store: unindex session %s: %w", s.ID, err)
-			}
-		}
-		if tx != nil {
-			if err := btx.Bucket(bucketTransactions).Put([]byte(c.Transaction.ID), tx); err != nil {
-				return fmt.Errorf("store: put transaction %s: %w", c.Transaction.ID, err)
-			}
-		}
-		for i, d := range c.Deliveries {
-			if err := putDelivery(btx, d, deliveries[i], nil); err != nil {
-				return err
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		for _, e := range es {
+			if err := e.apply(tx); err != nil {
+				// Not wrapped (%v): an error that is not a *session.Error
+				// makes the committer roll back what this batch wrote.
+				return fmt.Errorf("store: save %s: %v", e.c.Session.ID, err)
 			}
 		}
 		return nil
-	}})
+	})
+	return err
+}
+
+// encodedChange is a session change with its values encoded, done outside
+// the committer so that the one writer goroutine only writes.
+type encodedChange struct {
+	c          *session.Change
+	session    []byte
+	tx         []byte
+	deliveries [][]byte
+}
+
+func encodeChange(c *session.Change) (*encodedChange, error) {
+	e := &encodedChange{c: c, deliveries: make([][]byte, len(c.Deliveries))}
+	var err error
+	if e.session, err = encodeSession(c.Session); err != nil {
+		return nil, err
+	}
+	if c.Transaction != nil {
+		if e.tx, err = json.Marshal(c.Transaction); err != nil {
+			return nil, fmt.Errorf("store: encode transaction %s: %w", c.Transaction.ID, err)
+		}
+	}
+	for i, d := range c.Deliveries {
+		if e.deliveries[i], err = json.Marshal(d); err != nil {
+			return nil, fmt.Errorf("store: encode delivery %s: %w", d.WebhookID, err)
+		}
+	}
+	return e, nil
+}
+
+// apply checks the session's version, then writes the change and its
+// index entries.
+func (e *encodedChange) apply(btx *bolt.Tx) error {
+	s := e.c.Session
+	id := []byte(s.ID)
+	sessions := wbucket(btx, bucketSessions)
+	cur := sessions.Get(id)
+	switch {
+	case s.Version == 1 && cur != nil:
+		return session.ErrVersionConflict
+	case s.Version > 1 && cur == nil:
+		return session.ErrNotFound
+	case s.Version > 1 && binary.BigEndian.Uint32(cur) != uint32(s.Version-1):
+		return session.ErrVersionConflict
+	}
+	if err := sessions.Put(id, e.session); err != nil {
+		return fmt.Errorf("store: put session %s: %w", s.ID, err)
+	}
+	expiryKey := timeKey(s.Expires, s.ID)
+	if s.Version == 1 {
+		if ref := s.Params.MerchantReference; ref != "" {
+			if err := wbucket(btx, bucketRefs).Put(refKey(s.MerchantID, ref, s.ID), nil); err != nil {
+				return fmt.Errorf("store: index session %s: %w", s.ID, err)
+			}
+		}
+		if !s.State.Final() {
+			if err := wbucket(btx, bucketExpiry).Put(expiryKey, nil); err != nil {
+				return fmt.Errorf("store: index session %s: %w", s.ID, err)
+			}
+		}
+	} else if s.State.Final() {
+		if err := wbucket(btx, bucketExpiry).Delete(expiryKey); err != nil {
+			return fmt.Errorf("store: unindex session %s: %w", s.ID, err)
+		}
+	}
+	if e.tx != nil {
+		if err := wbucket(btx, bucketTransactions).Put([]byte(e.c.Transaction.ID), e.tx); err != nil {
+			return fmt.Errorf("store: put transaction %s: %w", e.c.Transaction.ID, err)
+		}
+	}
+	for i, d := range e.c.Deliveries {
+		if err := putDelivery(btx, d, e.deliveries[i], nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // saveTransaction writes a change of a transaction alone, checked against
@@ -186,7 +232,7 @@ func (db *DB) saveTransaction(ctx context.Context, c *session.Change) error {
 		if cur.State != *c.TxFrom {
 			return session.ErrVersionConflict
 		}
-		if err := btx.Bucket(bucketTransactions).Put([]byte(t.ID), v); err != nil {
+		if err := wbucket(btx, bucketTransactions).Put([]byte(t.ID), v); err != nil {
 			return fmt.Errorf("store: put transaction %s: %w", t.ID, err)
 		}
 		for i, d := range c.Deliveries {
@@ -201,7 +247,7 @@ func (db *DB) saveTransaction(ctx context.Context, c *session.Change) error {
 // Touch records the end user's latest request on the session.
 func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
 	return db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSessions)
+		b := wbucket(tx, bucketSessions)
 		cur := b.Get([]byte(id))
 		if cur == nil {
 			return session.ErrNotFound
@@ -225,7 +271,7 @@ func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Clie
 func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	var ids []string
 	err := db.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketExpiry).Cursor()
+		c := wbucket(tx, bucketExpiry).Cursor()
 		for k, _ := c.First(); k != nil && beforeOrAt(k, now) && len(ids) < limit; k, _ = c.Next() {
 			ids = append(ids, string(k[8:]))
 		}

@@ -238,6 +238,23 @@ func run(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 
 func (db *DB) view(fn func(*bolt.Tx) error) error { return db.bolt.View(fn) }
 
+// appendFill is the fill percent of buckets whose keys grow with time:
+// their pages are filled before they split, instead of bbolt's half, since
+// nothing will be inserted between the keys later.
+const appendFill = 0.95
+
+// wbucket returns the named bucket, set to fill its pages for appends if
+// its keys grow with time.
+func wbucket(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	b := tx.Bucket(name)
+	switch string(name) {
+	case string(bucketSessions), string(bucketExpiry), string(bucketTransactions),
+		string(bucketDeliveries), string(bucketDue), string(bucketTokenExpiry):
+		b.FillPercent = appendFill
+	}
+	return b
+}
+
 // get decodes the JSON value at key into v; session.ErrNotFound if absent.
 func get(tx *bolt.Tx, bucket, key []byte, v any) error {
 	b := tx.Bucket(bucket).Get(key)
@@ -255,7 +272,7 @@ func put(tx *bolt.Tx, bucket, key []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("store: encode %s/%s: %w", bucket, key, err)
 	}
-	return tx.Bucket(bucket).Put(key, b)
+	return wbucket(tx, bucket).Put(key, b)
 }
 
 // timeKey returns t as 8 big-endian bytes of Unix nanoseconds followed by

@@ -264,3 +264,26 @@ func TestPurgeTokens(t *testing.T) {
 		t.Errorf("revoking a gone token: %v, want unauthorized", err)
 	}
 }
+
+func TestSaveAllIsAllOrNothing(t *testing.T) {
+	db, _ := MustOpen(t)
+	ctx := context.Background()
+	if err := db.Save(ctx, &session.Change{Session: newSession("b", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	err := db.SaveAll(ctx, []*session.Change{{Session: newSession("a", 1)}, {Session: newSession("b", 1)}, {Session: newSession("c", 1)}})
+	if err == nil {
+		t.Fatal("SaveAll with a taken id succeeded")
+	}
+	for _, id := range []string{"a", "c"} {
+		if _, err := db.Session(ctx, id); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("session %s after a failed SaveAll: %v, want not found", id, err)
+		}
+	}
+	if err := db.SaveAll(ctx, []*session.Change{{Session: newSession("a", 1)}, {Session: newSession("c", 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Due(ctx, t0.Add(time.Hour), 10); len(got) != 3 {
+		t.Errorf("Due after SaveAll: %v, want a, b, c", got)
+	}
+}
