@@ -188,6 +188,10 @@ type clientObject struct {
 	TotalSteps  int             `json:"total_steps"`
 	Expires     unixTime        `json:"expires"`
 	ViewState   json.RawMessage `json:"view_state"`
+	// Beyond API.md's list, for the hosted page: the version to move
+	// from, and why a final session ended.
+	Version   int     `json:"version"`
+	ErrorCode *string `json:"error_code"`
 }
 
 func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
@@ -205,6 +209,8 @@ func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
 		TotalSteps:  v.TotalSteps(),
 		Expires:     unixTime(v.Expires),
 		ViewState:   v.ViewState(now, s.cfg.SessionWarning),
+		Version:     v.Version,
+		ErrorCode:   optString(v.ErrorCode),
 	}
 }
 

@@ -185,7 +185,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// connection lives until the socket closes.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
-	c.rpc = jsonrpc2.NewConn(ctx, deadlineStream{jsonrpc2ws.NewObjectStream(ws), ws}, c)
+	c.rpc = jsonrpc2.NewConn(ctx, deadlineStream{jsonrpc2ws.NewObjectStream(ws), ws}, c, jsonrpc2.SetLogger(wsLogger{c.log}))
 	go c.writeLoop(ctx)
 	<-c.rpc.DisconnectNotify()
 	c.kill("closed")
@@ -193,6 +193,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.hub.leave(c)
 	c.mu.Unlock()
 }
+
+// wsLogger sends jsonrpc2's own messages (protocol errors of a client) to
+// the request's logger at debug level, instead of the standard logger.
+type wsLogger struct{ log *zerolog.Logger }
+
+func (l wsLogger) Printf(format string, v ...any) { l.log.Debug().Msgf(format, v...) }
 
 // deadlineStream bounds each write, so a client that stops reading is
 // disconnected instead of holding a goroutine forever.

@@ -1,10 +1,30 @@
 // Package web serves the end user's hosted page, /client/<token>, with its
 // assets embedded in the binary.
+//
+// The page is one HTML document rendered with html/template; everything
+// that changes as the session moves is done by assets/app.js, which reads
+// the token from the page's own path and talks JSON-RPC to /rpc (and
+// /rpc/ws for change notifications, falling back to polling). Nothing but
+// the merchant's redirect_uri is rendered into the HTML, as an escaped
+// attribute: no inline script or style, so the Content-Security-Policy can
+// forbid both.
 package web
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"io/fs"
 	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog/hlog"
 )
 
 // Page is what the hosted page needs to know of a session before its
@@ -19,21 +39,202 @@ type Page struct {
 // found=false for an unknown or malformed token.
 type Lookup func(ctx context.Context, token string) (p Page, found bool, err error)
 
-// Handler serves GET /client/{token} and the page's assets under
-// /client/assets/.
-func Handler(lookup Lookup) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /client/{token}", func(w http.ResponseWriter, r *http.Request) {
-		_, found, err := lookup(r.Context(), r.PathValue("token"))
+// ContentSecurityPolicy is the policy of every HTML answer: scripts,
+// styles and connections (WebSocket included) from the page's own origin
+// only, nothing inline, no framing, no forms, no <base>.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
+	"connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// AssetPrefix is the path under which the page's assets are served.
+const AssetPrefix = "/client/assets/"
+
+//go:embed assets templates
+var files embed.FS
+
+// asset is one embedded file, ready to serve.
+type asset struct {
+	name, contentType string
+	body              []byte
+	version           string // a prefix of the SHA-256 of body
+}
+
+// contentTypes are the types of the asset extensions; an asset of any
+// other extension is refused at start.
+var contentTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+	".svg": "image/svg+xml",
+}
+
+// site is the parsed templates and the assets.
+type site struct {
+	assets   map[string]*asset
+	page     *template.Template
+	notFound *template.Template
+	failure  *template.Template
+}
+
+func loadSite() (*site, error) {
+	s := &site{assets: map[string]*asset{}}
+	entries, err := fs.ReadDir(files, "assets")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		ct, ok := contentTypes[path.Ext(e.Name())]
+		if !ok {
+			return nil, fmt.Errorf("web: asset %s: unknown content type", e.Name())
+		}
+		b, err := files.ReadFile("assets/" + e.Name())
 		if err != nil {
-			http.Error(w, "Internal error.", http.StatusInternalServerError)
+			return nil, err
+		}
+		sum := sha256.Sum256(b)
+		s.assets[e.Name()] = &asset{name: e.Name(), contentType: ct, body: b, version: hex.EncodeToString(sum[:6])}
+	}
+	funcs := template.FuncMap{
+		// asset gives the versioned URL of an asset, so that it can be
+		// cached for good and still change with the binary.
+		"asset": func(name string) (string, error) {
+			a, ok := s.assets[name]
+			if !ok {
+				return "", fmt.Errorf("web: no asset %q", name)
+			}
+			return AssetPrefix + a.name + "?v=" + a.version, nil
+		},
+	}
+	parse := func(name string) (*template.Template, error) {
+		return template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name)
+	}
+	if s.page, err = parse("page.html"); err != nil {
+		return nil, err
+	}
+	if s.notFound, err = parse("notfound.html"); err != nil {
+		return nil, err
+	}
+	if s.failure, err = parse("failure.html"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// theSite is parsed once; the embedded files are part of the binary, so a
+// failure here is a build defect and panics at start.
+var theSite = func() *site {
+	s, err := loadSite()
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// Handler serves GET /client/{token} and the page's assets under
+// /client/assets/. Any other path under /client/ gets the 404 page.
+func Handler(lookup Lookup) http.Handler {
+	s := theSite
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+AssetPrefix+"{name}", s.serveAsset)
+	mux.HandleFunc("GET /client/{token}", func(w http.ResponseWriter, r *http.Request) {
+		token := r.PathValue("token")
+		if !plausibleToken(token) {
+			s.render(w, r, s.notFound, http.StatusNotFound, nil)
+			return
+		}
+		p, found, err := lookup(r.Context(), token)
+		if err != nil {
+			hlog.FromRequest(r).Error().Err(err).Msg("hosted page: look up the session")
+			s.render(w, r, s.failure, http.StatusInternalServerError, nil)
 			return
 		}
 		if !found {
-			http.NotFound(w, r)
+			s.render(w, r, s.notFound, http.StatusNotFound, nil)
 			return
 		}
-		http.Error(w, "the hosted page is not built yet", http.StatusNotImplemented)
+		s.render(w, r, s.page, http.StatusOK, pageData{RedirectURI: p.RedirectURI})
+	})
+	mux.HandleFunc("/client/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			securityHeaders(w.Header())
+			http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+			return
+		}
+		s.render(w, r, s.notFound, http.StatusNotFound, nil)
 	})
 	return mux
+}
+
+// pageData is what page.html is rendered with.
+type pageData struct {
+	RedirectURI string
+}
+
+// plausibleToken reports whether token could be an end-user token
+// (base64url, of a sane length), to spare the store lookups of garbage.
+func plausibleToken(token string) bool {
+	if len(token) < 16 || len(token) > 256 {
+		return false
+	}
+	for _, c := range []byte(token) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// securityHeaders sets the headers every answer under /client/ carries.
+// The token is in the page's URL, so no referrer leaves it.
+func securityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// render writes an HTML page with the document security headers. Pages
+// are never cached: the page's URL holds a credential.
+func (s *site) render(w http.ResponseWriter, r *http.Request, t *template.Template, status int, data any) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		hlog.FromRequest(r).Error().Err(err).Msg("hosted page: render")
+		securityHeaders(w.Header())
+		http.Error(w, "Internal error.", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	securityHeaders(h)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", ContentSecurityPolicy)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// serveAsset serves an embedded asset. Asked for by its current version
+// (?v=…, as the page links it) it may be cached for a year; otherwise it
+// must be revalidated, which its ETag makes cheap.
+func (s *site) serveAsset(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.assets[r.PathValue("name")]
+	if !ok {
+		s.render(w, r, s.notFound, http.StatusNotFound, nil)
+		return
+	}
+	h := w.Header()
+	securityHeaders(h)
+	h.Set("Content-Type", a.contentType)
+	h.Set("ETag", `"`+a.version+`"`)
+	if v := r.URL.Query().Get("v"); v == a.version {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "public, no-cache")
+	}
+	if strings.HasSuffix(a.name, ".svg") {
+		// An SVG opened on its own is a document: keep it inert.
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
+	}
+	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.body))
 }
