@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -129,6 +130,7 @@ type serveConfig struct {
 	callbackUserAgent           string
 	callbackAllowPrivate        bool
 	logFormat, logLevel         string
+	debugAddr                   string
 	shutdownTimeout, lockTimout time.Duration
 }
 
@@ -155,6 +157,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.BoolVar(&c.sandbox, "sandbox", false, "sandbox mode: magic merchant references drive sessions, transactions settle, sandbox.* methods")
 	fs.DurationVar(&c.sandboxDelay, "sandbox-delay", 2*time.Second, "time between the sandbox's steps")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this `address` (keep it private; off by default)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for in-flight requests")
 	fs.DurationVar(&c.lockTimout, "lock-timeout", 2*time.Second, "how long to wait for a database locked by another process")
@@ -170,6 +173,12 @@ func serve(args []string, stderr io.Writer) error {
 	log, err := newLogger(c.logFormat, c.logLevel, stderr)
 	if err != nil {
 		return err
+	}
+	// The live heap is small (the data lives in bbolt's mmap), so the
+	// default GOGC=100 collects very often under load; 400 gains 10-17%
+	// throughput in `sessiond bench` for a heap of a few tens of MiB.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
 	}
 
 	// Stop on SIGINT/SIGTERM from here on, so a signal during start-up is
@@ -298,6 +307,13 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	hs.RegisterOnShutdown(hub.Close) // Shutdown does not wait for hijacked sockets
 
+	if c.debugAddr != "" {
+		go func() {
+			// net/http/pprof registers itself on the default mux, which
+			// nothing else here uses.
+			log.Warn().Err(http.ListenAndServe(c.debugAddr, nil)).Msg("debug listener stopped")
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	srv.SetReady(true)

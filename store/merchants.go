@@ -50,7 +50,7 @@ func (db *DB) Merchant(ctx context.Context, id string) (*session.Merchant, error
 func (db *DB) MerchantByPublicKey(ctx context.Context, publicKey string) (*session.Merchant, error) {
 	m := new(session.Merchant)
 	err := db.view(func(tx *bolt.Tx) error {
-		id := wbucket(tx, bucketMerchantKeys).Get([]byte(publicKey))
+		id := tx.Bucket(bucketMerchantKeys).Get([]byte(publicKey))
 		if id == nil {
 			return session.ErrNotFound
 		}
@@ -66,7 +66,7 @@ func (db *DB) MerchantByPublicKey(ctx context.Context, publicKey string) (*sessi
 func (db *DB) Merchants(ctx context.Context) ([]*session.Merchant, error) {
 	var out []*session.Merchant
 	err := db.view(func(tx *bolt.Tx) error {
-		return wbucket(tx, bucketMerchants).ForEach(func(k, _ []byte) error {
+		return tx.Bucket(bucketMerchants).ForEach(func(k, _ []byte) error {
 			m := new(session.Merchant)
 			if err := get(tx, bucketMerchants, k, m); err != nil {
 				return err
@@ -92,7 +92,7 @@ func (db *DB) Token(ctx context.Context, hash []byte) (*session.Token, error) {
 // if a token to revoke is not stored (it was revoked already).
 func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]byte) error {
 	return db.update(ctx, func(tx *bolt.Tx) error {
-		tokens := wbucket(tx, bucketTokens)
+		tokens := tx.Bucket(bucketTokens)
 		old := make([]*session.Token, len(revoke))
 		for i, h := range revoke {
 			old[i] = new(session.Token)
@@ -104,7 +104,7 @@ func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]by
 			if err := tokens.Delete(t.Hash); err != nil {
 				return err
 			}
-			if err := wbucket(tx, bucketTokenExpiry).Delete(timeKey(t.Expires, string(t.Hash))); err != nil {
+			if err := tx.Bucket(bucketTokenExpiry).Delete(timeKey(t.Expires, string(t.Hash))); err != nil {
 				return err
 			}
 		}
@@ -112,7 +112,7 @@ func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]by
 			if err := put(tx, bucketTokens, t.Hash, t); err != nil {
 				return err
 			}
-			if err := wbucket(tx, bucketTokenExpiry).Put(timeKey(t.Expires, string(t.Hash)), nil); err != nil {
+			if err := tx.Bucket(bucketTokenExpiry).Put(timeKey(t.Expires, string(t.Hash)), nil); err != nil {
 				return err
 			}
 		}

@@ -41,7 +41,7 @@ func putDelivery(tx *bolt.Tx, d *session.Delivery, v []byte, old *session.Delive
 func (db *DB) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*session.Delivery, error) {
 	var out []*session.Delivery
 	err := db.view(func(tx *bolt.Tx) error {
-		c := wbucket(tx, bucketDue).Cursor()
+		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.First(); k != nil && beforeOrAt(k, now) && len(out) < limit; k, _ = c.Next() {
 			d := new(session.Delivery)
 			if err := get(tx, bucketDeliveries, k[8:], d); err != nil {
@@ -60,7 +60,7 @@ func (db *DB) NextDelivery(ctx context.Context) (time.Time, bool, error) {
 	var at time.Time
 	var ok bool
 	err := db.view(func(tx *bolt.Tx) error {
-		k, _ := wbucket(tx, bucketDue).Cursor().First()
+		k, _ := tx.Bucket(bucketDue).Cursor().First()
 		if k != nil {
 			at, ok = time.Unix(0, int64(decodeTime(k))), true
 		}
@@ -89,7 +89,7 @@ func (db *DB) UpdateDelivery(ctx context.Context, d *session.Delivery) error {
 func (db *DB) SessionDeliveries(ctx context.Context, sessionID string) ([]*session.Delivery, error) {
 	out := []*session.Delivery{}
 	err := db.view(func(tx *bolt.Tx) error {
-		c := wbucket(tx, bucketSessionDeliv).Cursor()
+		c := tx.Bucket(bucketSessionDeliv).Cursor()
 		prefix := []byte(sessionID)
 		for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == sessionID; k, _ = c.Next() {
 			d := new(session.Delivery)
@@ -109,7 +109,7 @@ func (db *DB) SessionDeliveries(ctx context.Context, sessionID string) ([]*sessi
 // answer.
 func (db *DB) OutboxStats(ctx context.Context) (pending int, oldest time.Time, err error) {
 	err = db.view(func(tx *bolt.Tx) error {
-		c := wbucket(tx, bucketDue).Cursor()
+		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			d := new(session.Delivery)
 			if err := get(tx, bucketDeliveries, k[8:], d); err != nil {

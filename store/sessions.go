@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond/session"
@@ -48,15 +49,55 @@ func refKey(merchantID, ref, sessionID string) []byte {
 func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
 	var s *session.Session
 	err := db.view(func(tx *bolt.Tx) error {
-		v := wbucket(tx, bucketSessions).Get([]byte(id))
+		v := tx.Bucket(bucketSessions).Get([]byte(id))
 		if v == nil {
 			return session.ErrNotFound
 		}
 		var err error
-		s, err = decodeSession(v)
+		s, err = db.decoded.decode(id, v)
 		return err
 	})
 	return s, err
+}
+
+// sessionCache keeps recently decoded sessions with the bytes they were
+// decoded from. A hit is checked against the stored bytes, so it is never
+// stale, and saves the JSON decode that dominates a read.
+type sessionCache struct {
+	mu      sync.RWMutex
+	entries map[string]cachedSession
+}
+
+type cachedSession struct {
+	raw []byte
+	s   *session.Session
+}
+
+const sessionCacheSize = 16384
+
+// decode returns the session whose stored value is v (valid only for the
+// transaction it was read in): a copy of the cached one if v is what it
+// was decoded from, else a fresh decode, which it remembers.
+func (c *sessionCache) decode(id string, v []byte) (*session.Session, error) {
+	c.mu.RLock()
+	e, ok := c.entries[id]
+	c.mu.RUnlock()
+	if ok && bytes.Equal(e.raw, v) {
+		s := *e.s // callers change fields, never what the fields point to
+		return &s, nil
+	}
+	s, err := decodeSession(v)
+	if err != nil {
+		return nil, err
+	}
+	cp := *s
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) >= sessionCacheSize {
+		c.entries = make(map[string]cachedSession, sessionCacheSize)
+	}
+	c.entries[id] = cachedSession{raw: bytes.Clone(v), s: &cp}
+	c.mu.Unlock()
+	return s, nil
 }
 
 // SessionsByReference returns up to limit sessions of the merchant with
@@ -65,7 +106,7 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 	prefix := refKey(merchantID, ref, "")
 	var out []*session.Session
 	err := db.view(func(tx *bolt.Tx) error {
-		c := wbucket(tx, bucketRefs).Cursor()
+		c := tx.Bucket(bucketRefs).Cursor()
 		// Session ids are time-ordered, so the newest is the last key
 		// with the prefix: seek past it and walk back.
 		k, _ := c.Seek(append(bytes.Clone(prefix), 0xff))
@@ -74,7 +115,7 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 		} else {
 			k, _ = c.Prev()
 		}
-		sessions := wbucket(tx, bucketSessions)
+		sessions := tx.Bucket(bucketSessions)
 		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Prev() {
 			v := sessions.Get(k[len(prefix):])
 			if v == nil {
@@ -271,7 +312,7 @@ func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Clie
 func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	var ids []string
 	err := db.view(func(tx *bolt.Tx) error {
-		c := wbucket(tx, bucketExpiry).Cursor()
+		c := tx.Bucket(bucketExpiry).Cursor()
 		for k, _ := c.First(); k != nil && beforeOrAt(k, now) && len(ids) < limit; k, _ = c.Next() {
 			ids = append(ids, string(k[8:]))
 		}

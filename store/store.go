@@ -73,6 +73,8 @@ type DB struct {
 	onSave  func(*session.Change)
 	onCmt   func(int)
 
+	decoded sessionCache
+
 	commits atomic.Uint64 // bolt transactions committed by the committer
 	written atomic.Uint64 // writes answered by them
 }
