@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -630,5 +632,35 @@ func TestClientGetRecordsRequest(t *testing.T) {
 	after, _ := f.svc.Get(ctx, f.m, s.ID)
 	if after.Version != before.Version || !after.LastRequest.Equal(before.LastRequest) {
 		t.Error("a merchant read changed the session")
+	}
+}
+
+// TestSweepAtScale stores SESSIOND_SCALE sessions (say 1000000) of which
+// 100 are due, and counts the sessions one sweep reads. Run by hand:
+//
+//	SESSIOND_SCALE=1000000 go test -run TestSweepAtScale -v ./session
+func TestSweepAtScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SESSIOND_SCALE"))
+	if n < 100 {
+		t.Skip("set SESSIOND_SCALE to the number of sessions to store")
+	}
+	f := mustService(t)
+	ctx := context.Background()
+	start := time.Now()
+	if err := f.svc.Seed(ctx, f.m, n, 100, 10_000, "scale-", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stored %d sessions in %s", n, time.Since(start).Round(time.Millisecond))
+	f.db.mu.Lock()
+	f.db.reads = 0
+	f.db.mu.Unlock()
+	start = time.Now()
+	expired, err := f.svc.ExpireDue(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sweep: expired %d, read %d sessions, in %s", expired, f.db.reads, time.Since(start).Round(time.Microsecond))
+	if expired != 100 || f.db.reads != 100 {
+		t.Errorf("sweep expired %d and read %d sessions, want 100 and 100", expired, f.db.reads)
 	}
 }
