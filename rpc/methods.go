@@ -148,20 +148,35 @@ func (s *Server) createSession(ctx context.Context, m *session.Merchant, typ ses
 	return &createResult{ID: v.ID, Token: token, URL: s.cfg.PublicURL + "/client/" + token}, nil
 }
 
-// idParams are the params of the methods that take a session id.
-type idParams struct {
-	ID string `json:"id"`
+// paramID returns the one param, id, of methods that take only an id.
+func paramID(raw json.RawMessage) (string, error) {
+	var p struct {
+		ID string `json:"id"`
+	}
+	if err := decodeParams(raw, &p); err != nil {
+		return "", err
+	}
+	return p.ID, required("id", p.ID)
+}
+
+// paramToken returns the one param, token, of methods that take only an
+// end-user token.
+func paramToken(raw json.RawMessage) (string, error) {
+	var p struct {
+		Token string `json:"token"`
+	}
+	if err := decodeParams(raw, &p); err != nil {
+		return "", err
+	}
+	return p.Token, required("token", p.Token)
 }
 
 func (s *Server) sessionByID(ctx context.Context, r *request) (*session.Session, error) {
-	var p idParams
-	if err := decodeParams(r.params, &p); err != nil {
+	id, err := paramID(r.params)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("id", p.ID); err != nil {
-		return nil, err
-	}
-	return s.svc.Get(ctx, r.merchant, p.ID)
+	return s.svc.Get(ctx, r.merchant, id)
 }
 
 func (s *Server) get(ctx context.Context, r *request) (any, error) {
@@ -181,16 +196,11 @@ func (s *Server) state(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) getByToken(ctx context.Context, r *request) (any, error) {
-	var p struct {
-		Token string `json:"token"`
-	}
-	if err := decodeParams(r.params, &p); err != nil {
+	token, err := paramToken(r.params)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("token", p.Token); err != nil {
-		return nil, err
-	}
-	v, err := s.svc.ByToken(ctx, r.merchant, p.Token)
+	v, err := s.svc.ByToken(ctx, r.merchant, token)
 	if err != nil {
 		return nil, err
 	}
@@ -219,14 +229,11 @@ func (s *Server) getByReference(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) approve(ctx context.Context, r *request) (any, error) {
-	var p idParams
-	if err := decodeParams(r.params, &p); err != nil {
+	id, err := paramID(r.params)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("id", p.ID); err != nil {
-		return nil, err
-	}
-	v, err := s.svc.Approve(ctx, r.merchant, p.ID)
+	v, err := s.svc.Approve(ctx, r.merchant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -255,14 +262,11 @@ func (s *Server) reject(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) callbacks(ctx context.Context, r *request) (any, error) {
-	var p idParams
-	if err := decodeParams(r.params, &p); err != nil {
+	id, err := paramID(r.params)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("id", p.ID); err != nil {
-		return nil, err
-	}
-	ds, err := s.svc.Deliveries(ctx, r.merchant, p.ID)
+	ds, err := s.svc.Deliveries(ctx, r.merchant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -276,14 +280,11 @@ func (s *Server) callbacks(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) transactionByID(ctx context.Context, r *request) (*session.Transaction, error) {
-	var p idParams
-	if err := decodeParams(r.params, &p); err != nil {
+	id, err := paramID(r.params)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("id", p.ID); err != nil {
-		return nil, err
-	}
-	return s.svc.Transaction(ctx, r.merchant, p.ID)
+	return s.svc.Transaction(ctx, r.merchant, id)
 }
 
 func (s *Server) transactionGet(ctx context.Context, r *request) (any, error) {
@@ -333,16 +334,11 @@ func txStateOf(t *session.Transaction) any {
 }
 
 func (s *Server) clientGet(ctx context.Context, r *request) (any, error) {
-	var p struct {
-		Token string `json:"token"`
-	}
-	if err := decodeParams(r.params, &p); err != nil {
+	token, err := paramToken(r.params)
+	if err != nil {
 		return nil, err
 	}
-	if err := required("token", p.Token); err != nil {
-		return nil, err
-	}
-	v, err := s.svc.ClientGet(ctx, p.Token, r.client)
+	v, err := s.svc.ClientGet(ctx, token, r.client)
 	if err != nil {
 		return nil, err
 	}

@@ -156,7 +156,12 @@ func withCallInfo(next http.Handler) http.Handler {
 	})
 }
 
+// noteMethod records a called method for the access log: at most 10 per
+// request and 64 bytes each, since the names come from the client.
 func noteMethod(ctx context.Context, m string) {
+	if len(m) > 64 {
+		m = m[:64] + "…"
+	}
 	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok && len(ci.methods) < 10 {
 		ci.methods = append(ci.methods, m)
 	}

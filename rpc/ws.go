@@ -300,29 +300,21 @@ func (c *wsConn) subscribeMethod(ctx context.Context, caller *caller, method str
 		if err != nil {
 			return nil, err
 		}
-		var p idParams
-		if err := decodeParams(params, &p); err != nil {
+		id, err := paramID(params)
+		if err != nil {
 			return nil, err
 		}
-		if err := required("id", p.ID); err != nil {
-			return nil, err
-		}
-		v, err := c.s.svc.Get(ctx, m, p.ID)
+		v, err := c.s.svc.Get(ctx, m, id)
 		if err != nil {
 			return nil, err
 		}
 		return c.subscribe(v.ID)
 	default: // client.subscribe
-		var p struct {
-			Token string `json:"token"`
-		}
-		if err := decodeParams(params, &p); err != nil {
+		token, err := paramToken(params)
+		if err != nil {
 			return nil, err
 		}
-		if err := required("token", p.Token); err != nil {
-			return nil, err
-		}
-		v, err := c.s.svc.SessionOfToken(ctx, p.Token)
+		v, err := c.s.svc.SessionOfToken(ctx, token)
 		if err != nil {
 			return nil, err
 		}
