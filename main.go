@@ -187,10 +187,11 @@ func serve(args []string, stderr io.Writer) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 
 	// Committed changes fan out from the store's committer, in commit
-	// order, to the observers. They are all set before the first write,
-	// which happens after start-up.
+	// order, to the observers: metrics, the WebSocket hub, the callback
+	// dispatcher and the sandbox. The list is complete before anything
+	// writes or any worker starts.
 	met := metrics.New()
-	observers := []func(*session.Change){met.ObserveChange}
+	var observers []func(*session.Change)
 	db, err := store.Open(c.db, store.Options{LockTimeout: c.lockTimout, OnCommit: met.ObserveCommit, OnSave: func(ch *session.Change) {
 		for _, o := range observers {
 			o(ch)
@@ -204,21 +205,6 @@ func serve(args []string, stderr io.Writer) error {
 	svc := session.NewService(db)
 	svc.SessionTTL, svc.TokenTTL = c.sessionTTL, c.tokenTTL
 	hub := rpc.NewHub()
-	observers = append(observers, hub.Publish)
-
-	// Workers run until stopWorkers; each is stopped before the database
-	// closes.
-	workers, stopWorkers := context.WithCancel(context.Background())
-	defer stopWorkers()
-	var wg sync.WaitGroup
-	var closers []func()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		svc.RunExpiry(workers, c.expiryInterval, func(err error) {
-			log.Error().Err(err).Msg("expiry sweep")
-		})
-	}()
 	dispatcher := callbacks.New(db, callbacks.Config{
 		Retry:        c.callbackRetry,
 		Timeout:      c.callbackTimeout,
@@ -227,27 +213,39 @@ func serve(args []string, stderr io.Writer) error {
 		Log:          log,
 		OnAttempt:    met.ObserveCallback,
 	})
-	observers = append(observers, func(ch *session.Change) {
+	observers = append(observers, met.ObserveChange, hub.Publish, func(ch *session.Change) {
 		if len(ch.Deliveries) > 0 {
 			dispatcher.Notify()
 		}
 	})
-	wg.Add(1)
+	var sandbox *session.Sandbox
+	if c.sandbox {
+		sandbox = session.NewSandbox(svc, c.sandboxDelay, func(err error) {
+			log.Error().Err(err).Msg("sandbox step")
+		})
+		observers = append(observers, sandbox.Observe)
+	}
+
+	// Workers run until stop, which returns once they have; the database
+	// closes after that.
+	workers, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		svc.RunExpiry(workers, c.expiryInterval, func(err error) {
+			log.Error().Err(err).Msg("expiry sweep")
+		})
+	}()
 	go func() {
 		defer wg.Done()
 		dispatcher.Run(workers)
 	}()
-	if c.sandbox {
-		sb := session.NewSandbox(svc, c.sandboxDelay, func(err error) {
-			log.Error().Err(err).Msg("sandbox step")
-		})
-		closers = append(closers, sb.Close)
-		observers = append(observers, sb.Observe)
-	}
 	stop := func() {
 		stopWorkers()
-		for _, c := range closers {
-			c()
+		if sandbox != nil {
+			sandbox.Close()
 		}
 		wg.Wait()
 	}
@@ -276,16 +274,12 @@ func serve(args []string, stderr io.Writer) error {
 		RateLimit:      c.rateLimit,
 	}, log)
 	met.Gauge("sessiond_websocket_connections", "Open WebSocket connections.", func() float64 { return float64(hub.Connections()) })
-	met.Gauge("sessiond_outbox_pending", "Callback deliveries waiting to be delivered.", func() float64 {
-		n, _, _ := db.OutboxStats(context.Background())
-		return float64(n)
-	})
-	met.Gauge("sessiond_outbox_oldest_pending_seconds", "Age of the oldest pending callback delivery (0 if none).", func() float64 {
-		_, oldest, _ := db.OutboxStats(context.Background())
-		if oldest.IsZero() {
-			return 0
+	met.Outbox(func() (int, time.Time) {
+		n, oldest, err := db.OutboxStats(context.Background())
+		if err != nil {
+			log.Error().Err(err).Msg("outbox stats")
 		}
-		return time.Since(oldest).Seconds()
+		return n, oldest
 	})
 	srv.Mount("GET /metrics", met.Handler())
 	srv.Mount("/client/", web.Handler(func(ctx context.Context, token string) (web.Page, bool, error) {

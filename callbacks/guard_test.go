@@ -37,6 +37,15 @@ func TestPublic(t *testing.T) {
 		{"::ffff:169.254.169.254", false},
 		{"::ffff:100.64.0.1", false},
 		{"::ffff:0.0.0.0", false},
+		{"0.1.2.3", false},
+		{"198.18.0.1", false},
+		{"198.19.255.255", false},
+		{"240.0.0.1", false},
+		{"255.255.255.255", false},
+		{"64:ff9b::7f00:1", false},  // NAT64 of 127.0.0.1
+		{"64:ff9b::a00:1", false},   // NAT64 of 10.0.0.1
+		{"2002:c0a8:101::1", false}, // 6to4 of 192.168.1.1
+		{"2002:7f00:1::", false},    // 6to4 of 127.0.0.1
 
 		{"8.8.8.8", true},
 		{"1.1.1.1", true},
@@ -47,6 +56,9 @@ func TestPublic(t *testing.T) {
 		{"2001:4860::8888", true},
 		{"2606:4700:4700::1111", true},
 		{"::ffff:8.8.8.8", true},
+		{"64:ff9b::808:808", true}, // NAT64 of 8.8.8.8
+		{"2002:808:808::1", true},  // 6to4 of 8.8.8.8
+		{"198.20.0.1", true},
 	} {
 		if got := public(netip.MustParseAddr(tc.addr)); got != tc.want {
 			t.Errorf("public(%s) = %v, want %v", tc.addr, got, tc.want)

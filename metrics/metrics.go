@@ -111,3 +111,33 @@ func (m *Metrics) ObserveCommit(writes int) { m.batch.Observe(float64(writes)) }
 func (m *Metrics) Gauge(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
+
+// Outbox registers the callback outbox gauges, read once per scrape from
+// stats: the pending deliveries and when the oldest of them was recorded.
+func (m *Metrics) Outbox(stats func() (pending int, oldest time.Time)) {
+	m.reg.MustRegister(&outboxCollector{stats: stats})
+}
+
+type outboxCollector struct {
+	stats func() (int, time.Time)
+}
+
+var (
+	outboxPending = prometheus.NewDesc("sessiond_outbox_pending", "Callback deliveries waiting to be delivered.", nil, nil)
+	outboxOldest  = prometheus.NewDesc("sessiond_outbox_oldest_pending_seconds", "Age of the oldest pending callback delivery (0 if none).", nil, nil)
+)
+
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outboxPending
+	ch <- outboxOldest
+}
+
+func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	pending, oldest := c.stats()
+	age := 0.0
+	if !oldest.IsZero() {
+		age = time.Since(oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(outboxPending, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(outboxOldest, prometheus.GaugeValue, age)
+}

@@ -1,10 +1,12 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/sessiond/sessiond/session"
 )
@@ -251,7 +253,7 @@ func (s *Server) reject(ctx context.Context, r *request) (any, error) {
 	if err := required("id", p.ID); err != nil {
 		return nil, err
 	}
-	if len(p.Reason) > 255 {
+	if utf8.RuneCountInString(p.Reason) > 255 {
 		return nil, session.FieldError(session.NameInvalidParams, "reason", "reason must be at most 255 characters")
 	}
 	v, err := s.svc.Reject(ctx, r.merchant, p.ID)
@@ -387,7 +389,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if len(body) == 0 {
+	if body = bytes.TrimSpace(body); len(body) == 0 {
 		body = []byte("{}")
 	}
 	if !json.Valid(body) {

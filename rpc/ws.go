@@ -18,6 +18,7 @@ import (
 
 // WebSocket limits.
 const (
+	wsMaxConnections   = 4096             // per server
 	wsMaxSubscriptions = 100              // per connection
 	wsQueue            = 256              // notifications waiting per connection; past it the reader is too slow
 	wsWriteTimeout     = 10 * time.Second // for one message
@@ -58,11 +59,11 @@ func (h *Hub) Close() {
 	}
 }
 
-// join registers a connection; false if the hub is closed.
+// join registers a connection; false if the hub is closed or full.
 func (h *Hub) join(c *wsConn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	if h.closed || len(h.conns) >= wsMaxConnections {
 		return false
 	}
 	h.conns[c] = struct{}{}
@@ -178,7 +179,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	c := &wsConn{s: s, r: r, ws: ws, out: make(chan changed, wsQueue), subs: map[string]*subscription{}, log: hlog.FromRequest(r)}
 	if !s.hub.join(c) {
-		c.kill("server shutting down")
+		c.kill("server shutting down or full")
 		return
 	}
 	// The HTTP request's context ends when this handler returns; the
@@ -233,12 +234,17 @@ func (c *wsConn) writeLoop(ctx context.Context) {
 	}
 }
 
-// kill closes the connection once; safe from any goroutine.
+// kill closes the connection once; safe from any goroutine, and it never
+// blocks: Publish calls it on the store's committer. The close frame may
+// wait for a writer stuck on this very (slow) client, so it is sent from a
+// goroutine of its own, which closes the socket within a second.
 func (c *wsConn) kill(reason string) {
 	c.once.Do(func() {
 		c.log.Debug().Str("reason", reason).Msg("websocket closed")
-		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, reason), time.Now().Add(time.Second))
-		c.ws.Close()
+		go func() {
+			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, reason), time.Now().Add(time.Second))
+			c.ws.Close()
+		}()
 	})
 }
 

@@ -2,8 +2,9 @@ package session
 
 import (
 	"encoding/json"
+	"math/big"
+	"regexp"
 	"strconv"
-	"strings"
 )
 
 // Amount is a sum of money in hundredths of the currency unit. On the wire
@@ -35,35 +36,25 @@ func (a Amount) String() string {
 	return sign + strconv.FormatInt(int64(a/100), 10) + "." + strconv.FormatInt(int64(a%100/10), 10) + strconv.FormatInt(int64(a%10), 10)
 }
 
-// ParseAmount reads a plain non-negative decimal with at most two
-// significant decimals ("50", "50.5", "50.50", "50.500").
-func ParseAmount(s string) (Amount, bool) {
-	whole, frac, dot := strings.Cut(s, ".")
-	if dot && frac == "" {
-		return 0, false
-	}
-	frac = strings.TrimRight(frac, "0")
-	if whole == "" || len(whole) > 12 || len(frac) > 2 || !digits(whole) || !digits(frac) {
-		return 0, false
-	}
-	w, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	for len(frac) < 2 {
-		frac += "0"
-	}
-	f, _ := strconv.ParseInt(frac, 10, 64)
-	return Amount(w*100 + f), true
-}
+// amountSyntax is a non-negative JSON number (no leading zeros, a short
+// exponent at most, so that no input makes a huge number).
+var amountSyntax = regexp.MustCompile(`^(0|[1-9][0-9]{0,15})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?$`)
 
-func digits(s string) bool {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
+// ParseAmount reads a non-negative JSON number that is a whole number of
+// hundredths ("50", "50.5", "50.500", "5e1"), as an Amount.
+func ParseAmount(s string) (Amount, bool) {
+	if !amountSyntax.MatchString(s) {
+		return 0, false
 	}
-	return true
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, false
+	}
+	r.Mul(r, big.NewRat(100, 1))
+	if !r.IsInt() || !r.Num().IsInt64() {
+		return 0, false
+	}
+	return Amount(r.Num().Int64()), true
 }
 
 // Decimal is an amount as the client gave it: a JSON number or a numeric

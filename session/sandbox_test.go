@@ -111,3 +111,39 @@ func TestTransactionTransition(t *testing.T) {
 		t.Errorf("another merchant's transaction: %v, want NotFound", err)
 	}
 }
+
+// TestSessionEndLeavesMovedTransaction moves a transaction by hand, then
+// ends its session: the transaction keeps the state it was moved to.
+func TestSessionEndLeavesMovedTransaction(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		txTo    session.TransactionState
+		end     session.Move
+		wantTx  session.TransactionState
+		wantErr string
+	}{
+		{session.TxAborted, session.Move{State: 8}, session.TxAborted, ""},
+		{session.TxPending, session.Move{State: 10, ErrorCode: "psu_no_funds"}, session.TxAborted, "psu_no_funds"},
+	} {
+		f := mustService(t)
+		created, token := f.create(t, session.TypeDeposit, deposit())
+		for _, st := range []session.State{1, 2, 3, 4, 5} {
+			f.move(t, token, session.Move{State: st})
+		}
+		s, _ := f.svc.Get(ctx, f.m, created.ID)
+		if _, err := f.svc.TransactionTransition(ctx, f.m, s.TransactionID, tt.txTo, ""); err != nil {
+			t.Fatal(err)
+		}
+		if tt.end.State == 8 {
+			for _, st := range []session.State{8, 9, 12} {
+				f.move(t, token, session.Move{State: st})
+			}
+		} else {
+			f.move(t, token, tt.end)
+		}
+		tx, _ := f.svc.Transaction(ctx, f.m, s.TransactionID)
+		if tx.State != tt.wantTx || tx.ErrorCode != tt.wantErr {
+			t.Errorf("transaction moved by hand to %v, session ended: %v %q, want %v %q", tt.txTo, tx.State, tx.ErrorCode, tt.wantTx, tt.wantErr)
+		}
+	}
+}

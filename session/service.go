@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Store keeps sessions, merchants, tokens, transactions and callback
@@ -315,7 +317,9 @@ func (s *Service) ClientTransition(ctx context.Context, token string, mv Move, c
 	}
 	now := s.Now()
 	if !sess.State.Final() && !now.Before(sess.Expires) {
-		if _, err := s.expire(ctx, sess, now); err != nil {
+		// A conflict here means the sweep (or another request) got to the
+		// session first; it is past its deadline either way.
+		if _, err := s.expire(ctx, sess, now); err != nil && ErrorCode(err) != CodeConflict {
 			return nil, err
 		}
 		return nil, Errorf(CodeConflict, NameSessionExpired, "the session expired at %s", sess.Expires.UTC().Format(time.RFC3339))
@@ -395,10 +399,33 @@ func (mv *Move) validate() error {
 	case mv.ErrorCode != "" && !ErrorCodes[mv.ErrorCode]:
 		return FieldError(NameInvalidErrorCode, "error_code", "unknown error_code %q", mv.ErrorCode)
 	}
-	if len(mv.CustomerID) > maxString {
-		return FieldError(NameInvalidParams, "customer_id", "customer_id "+errNotPlainText, maxString)
+	for _, f := range []struct{ name, value string }{
+		{"customer_id", mv.CustomerID},
+		{"bank.id", bank(mv.Bank).ID},
+		{"bank.name", bank(mv.Bank).Name},
+		{"bank_account.holder", account(mv.BankAccount).Holder},
+		{"bank_account.iban", account(mv.BankAccount).IBAN},
+		{"bank_account.bban", account(mv.BankAccount).BBAN},
+	} {
+		if utf8.RuneCountInString(f.value) > maxString {
+			return FieldError(NameInvalidParams, f.name, f.name+" "+errNotPlainText, maxString)
+		}
 	}
 	return nil
+}
+
+func bank(b *Bank) Bank {
+	if b == nil {
+		return Bank{}
+	}
+	return *b
+}
+
+func account(a *BankAccount) BankAccount {
+	if a == nil {
+		return BankAccount{}
+	}
+	return *a
 }
 
 // move returns the change that takes next (a clone of the stored session)
@@ -437,17 +464,20 @@ func (s *Service) move(ctx context.Context, next *Session, to State, errorCode s
 		if err != nil {
 			return nil, fmt.Errorf("session: transaction of session %s: %w", next.ID, err)
 		}
-		t := *stored
-		t.Completed = now
-		switch to {
-		case StateCompleted:
-			t.State = TxCompleted
-		case StateAborted:
-			t.State, t.ErrorCode = TxAborted, errorCode
-		case StateFailed:
-			t.State, t.ErrorCode = TxFailed, errorCode
+		txTo := map[State]TransactionState{StateCompleted: TxCompleted, StateAborted: TxAborted, StateFailed: TxFailed}[to]
+		// The transaction follows its session only while it is created or
+		// pending: one moved on by hand (sandbox) stays where it was
+		// moved. The store checks it is still in the state read.
+		if stored.State == TxCreated || stored.State == TxPending {
+			t := *stored
+			t.State, t.Completed = txTo, now
+			if txTo != TxCompleted {
+				t.ErrorCode = errorCode
+			}
+			from := stored.State
+			c.TxFrom = &from
+			tx = &t
 		}
-		tx = &t
 	}
 	if tx != nil {
 		tx.CustomerID = next.CustomerID
@@ -542,17 +572,14 @@ func (s *Service) Approve(ctx context.Context, m *Merchant, id string) (*Session
 	return next, nil
 }
 
-// Reject aborts merchant m's session with error code merchant_rejected.
+// Reject aborts merchant m's session with error code merchant_rejected; a
+// merchant may reject any session that is not final, approved or not.
 func (s *Service) Reject(ctx context.Context, m *Merchant, id string) (*Session, error) {
 	sess, err := s.Get(ctx, m, id)
 	if err != nil {
 		return nil, err
 	}
-	if sess.Approval != "" {
-		if err := decidable(sess); err != nil {
-			return nil, err
-		}
-	} else if sess.State.Final() {
+	if sess.State.Final() {
 		return nil, Errorf(CodeConflict, NameInvalidStateTransition, "the session is final (%s)", sess.State)
 	}
 	next := sess.clone()
@@ -605,6 +632,10 @@ func (s *Service) expire(ctx context.Context, sess *Session, now time.Time) (boo
 	return true, nil
 }
 
+// expireWorkers is how many sessions a sweep expires at once, so that the
+// store commits their writes together instead of one fsync each.
+const expireWorkers = 32
+
 // ExpireDue expires up to limit sessions whose deadline has passed and
 // returns how many it expired. A session that changes meanwhile is left to
 // the next sweep.
@@ -613,17 +644,36 @@ func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, id := range ids {
-		ok, err := s.Expire(ctx, id)
-		if err != nil && ErrorCode(err) != CodeConflict {
-			return n, err
-		}
-		if ok {
-			n++
-		}
+	var (
+		mu       sync.Mutex
+		n        int
+		firstErr error
+		wg       sync.WaitGroup
+		next     = make(chan string)
+	)
+	for range min(expireWorkers, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				ok, err := s.Expire(ctx, id)
+				mu.Lock()
+				if ok {
+					n++
+				}
+				if err != nil && ErrorCode(err) != CodeConflict && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
 	}
-	return n, nil
+	for _, id := range ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	return n, firstErr
 }
 
 // ViewState returns the session's view_state with session_management

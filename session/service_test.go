@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -267,6 +268,7 @@ func TestMoveErrors(t *testing.T) {
 		{session.Move{State: 10, ErrorCode: "expired_session"}, "InvalidErrorCode/error_code"},
 		{session.Move{State: 1, ErrorCode: "psu_no_funds"}, "InvalidParams/error_code"},
 		{session.Move{State: 1, CustomerID: "c"}, "InvalidParams/customer_id"},
+		{session.Move{State: 1, Bank: &session.Bank{ID: strings.Repeat("b", 256)}}, "InvalidParams/bank.id"},
 		{session.Move{State: 1, Version: &one}, ""},
 		{session.Move{State: 2, Version: &one}, "VersionConflict/"},
 	}
@@ -343,10 +345,13 @@ func TestApproval(t *testing.T) {
 	if _, err := f.svc.Approve(ctx, f.m, created.ID); errName(err) != "AlreadyDecided/" {
 		t.Errorf("second approve: %v, want AlreadyDecided", err)
 	}
-	if _, err := f.svc.Reject(ctx, f.m, created.ID); errName(err) != "AlreadyDecided/" {
-		t.Errorf("reject after approve: %v, want AlreadyDecided", err)
-	}
 	f.move(t, token, session.Move{State: 5})
+	if s, err := f.svc.Reject(ctx, f.m, created.ID); err != nil || s.State != session.StateAborted || s.Approval != session.ApprovalRejected {
+		t.Errorf("reject after approve: %+v, %v; want aborted, rejected", s, err)
+	}
+	if _, err := f.svc.Reject(ctx, f.m, created.ID); errName(err) != "InvalidStateTransition/" {
+		t.Errorf("reject of a final session: %v, want InvalidStateTransition", err)
+	}
 
 	plain, _ := f.create(t, session.TypeDeposit, deposit())
 	if _, err := f.svc.Approve(ctx, f.m, plain.ID); errName(err) != "InvalidStateTransition/" {

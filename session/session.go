@@ -202,12 +202,13 @@ func (d *Delivery) Body() []byte {
 
 // Change is what one use case writes, in one store transaction: the
 // session at its new version, the transaction it creates or moves, and the
-// callback deliveries the change causes. A change of a transaction alone
-// has no Session and names the state it moves the transaction from.
+// callback deliveries the change causes. A change that moves an existing
+// transaction names the state it moves it from (TxFrom); one that creates
+// a transaction leaves TxFrom nil.
 type Change struct {
 	Session     *Session
 	Transaction *Transaction
-	TxFrom      *TransactionState // with no Session: the stored state the move starts from
+	TxFrom      *TransactionState // the stored state a moved transaction must still be in
 	Deliveries  []*Delivery
 	Moved       bool // the session's state changed
 }

@@ -79,12 +79,13 @@ func TestStateNames(t *testing.T) {
 }
 
 func TestAmount(t *testing.T) {
-	for in, want := range map[string]Amount{"50": 5000, "50.5": 5050, "50.50": 5050, "0.01": 1, "1000000000": 100000000000, "1.500": 150} {
+	for in, want := range map[string]Amount{"50": 5000, "50.5": 5050, "50.50": 5050, "0.01": 1, "1000000000": 100000000000, "1.500": 150,
+		"1e3": 100000, "1.5E1": 1500, "1e-2": 1, "0": 0} {
 		if got, ok := ParseAmount(in); !ok || got != want {
 			t.Errorf("ParseAmount(%q) = %d, %v, want %d", in, got, ok, want)
 		}
 	}
-	for _, in := range []string{"", "-1", "1.234", "abc", "1e3", ".5", "1.", "１"} {
+	for _, in := range []string{"", "-1", "1.234", "abc", "1e-3", ".5", "1.", "１", "01", "1e999", "0x10", "1/2", " 1"} {
 		if got, ok := ParseAmount(in); ok {
 			t.Errorf("ParseAmount(%q) = %d, ok; want not ok", in, got)
 		}

@@ -123,6 +123,17 @@ func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]by
 // PurgeTokens deletes up to limit tokens that expired at or before now and
 // returns how many it deleted.
 func (db *DB) PurgeTokens(ctx context.Context, now time.Time, limit int) (int, error) {
+	// Look first, so that an idle server does not commit (and fsync) an
+	// empty transaction every sweep.
+	var due bool
+	db.view(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketTokenExpiry).Cursor().First()
+		due = k != nil && beforeOrAt(k, now)
+		return nil
+	})
+	if !due {
+		return 0, nil
+	}
 	n := 0
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		n = 0

@@ -73,7 +73,13 @@ type cachedSession struct {
 	s   *session.Session
 }
 
-const sessionCacheSize = 16384
+// The cache holds at most sessionCacheSize sessions of at most
+// sessionCacheValue bytes each (most are under 1 KiB; callbacks and
+// free-form fields can make one far larger, and those are not kept).
+const (
+	sessionCacheSize  = 16384
+	sessionCacheValue = 4 << 10
+)
 
 // decode returns the session whose stored value is v (valid only for the
 // transaction it was read in): a copy of the cached one if v is what it
@@ -87,8 +93,8 @@ func (c *sessionCache) decode(id string, v []byte) (*session.Session, error) {
 		return &s, nil
 	}
 	s, err := decodeSession(v)
-	if err != nil {
-		return nil, err
+	if err != nil || len(v) > sessionCacheValue {
+		return s, err
 	}
 	cp := *s
 	c.mu.Lock()
@@ -214,6 +220,15 @@ func (e *encodedChange) apply(btx *bolt.Tx) error {
 		return session.ErrNotFound
 	case s.Version > 1 && binary.BigEndian.Uint32(cur) != uint32(s.Version-1):
 		return session.ErrVersionConflict
+	}
+	if t := e.c.Transaction; t != nil && e.c.TxFrom != nil {
+		var stored session.Transaction
+		if err := get(btx, bucketTransactions, []byte(t.ID), &stored); err != nil {
+			return err
+		}
+		if stored.State != *e.c.TxFrom {
+			return session.ErrVersionConflict // moved by hand meanwhile
+		}
 	}
 	if err := sessions.Put(id, e.session); err != nil {
 		return fmt.Errorf("store: put session %s: %w", s.ID, err)
