@@ -66,21 +66,18 @@ func checkNames(raw json.RawMessage, t reflect.Type, path string) error {
 	if t.Kind() != reflect.Struct || t == reflect.TypeFor[json.RawMessage]() {
 		return nil
 	}
-	var members map[string]json.RawMessage
-	if json.Unmarshal(raw, &members) != nil {
-		return nil
-	}
 	fields := fieldsOf(t)
-	for name, v := range members {
+	err := members(raw, func(name string, v []byte) error {
 		ft, ok := fields[name]
 		if !ok {
 			return session.FieldError(session.NameUnknownParameter, path+name, "unknown parameter %q", path+name)
 		}
-		if err := checkNames(v, ft, path+name+"."); err != nil {
-			return err
-		}
+		return checkNames(v, ft, path+name+".")
+	})
+	if errors.Is(err, errNotObject) {
+		return nil // not an object: the decoder reports the wrong kind
 	}
-	return nil
+	return err
 }
 
 var fieldCache sync.Map // reflect.Type → map[string]reflect.Type

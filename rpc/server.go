@@ -312,27 +312,40 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 
 // handle runs one request object and returns its response, or nil for a
 // notification. Members are looked up by their exact names: JSON-RPC
-// member names are case-sensitive, and encoding/json's are not.
+// member names are case-sensitive, and encoding/json's are not. raw is
+// valid JSON (serveRPC checked the whole body).
 func (c *caller) handle(ctx context.Context, raw json.RawMessage) *response {
-	raw = bytes.TrimSpace(raw)
-	var env map[string]json.RawMessage
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &env) != nil {
+	var id, version, method, params json.RawMessage
+	hasID := false
+	err := members(raw, func(name string, v []byte) error {
+		switch name {
+		case "id":
+			id, hasID = v, true
+		case "jsonrpc":
+			version = v
+		case "method":
+			method = v
+		case "params":
+			params = v
+		}
+		return nil
+	})
+	if err != nil {
 		return &response{err: errInvalidRequest("a request must be an object").rpc}
 	}
-	id, hasID := env["id"]
 	if hasID && !validID(id) {
 		return &response{err: errInvalidRequest("id must be a string, a number or null").rpc}
 	}
-	var version, method string
+	var v, name string
 	switch {
-	case json.Unmarshal(env["jsonrpc"], &version) != nil || version != "2.0":
+	case json.Unmarshal(version, &v) != nil || v != "2.0":
 		return &response{id: id, err: errInvalidRequest(`jsonrpc must be exactly "2.0"`).rpc}
-	case !isString(env["method"]) || json.Unmarshal(env["method"], &method) != nil:
+	case !isString(method) || json.Unmarshal(method, &name) != nil:
 		return &response{id: id, err: errInvalidRequest("method must be a string").rpc}
 	}
 	resp := &response{id: id}
 	var e *rpcError
-	if resp.result, e = c.call(ctx, method, env["params"]); e != nil {
+	if resp.result, e = c.call(ctx, name, params); e != nil {
 		resp.err = e.rpc
 	}
 	if !hasID {

@@ -229,7 +229,8 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Mercha
 }
 
 // authCache maps access-token hashes to their merchants until the tokens
-// expire. It holds at most authCacheSize tokens and starts over when full.
+// expire. It holds at most authCacheSize tokens, dropping one at random to
+// make room.
 type authCache struct {
 	mu     sync.RWMutex
 	tokens map[[32]byte]cachedToken
@@ -255,8 +256,14 @@ func (c *authCache) lookup(hash []byte, now time.Time) (*Merchant, bool) {
 func (c *authCache) remember(hash []byte, m *Merchant, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tokens == nil || len(c.tokens) >= authCacheSize {
+	if c.tokens == nil {
 		c.tokens = map[[32]byte]cachedToken{}
+	}
+	if len(c.tokens) >= authCacheSize {
+		for h := range c.tokens { // map order is random
+			delete(c.tokens, h)
+			break
+		}
 	}
 	c.tokens[[32]byte(hash)] = cachedToken{m, expires}
 }

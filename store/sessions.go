@@ -93,17 +93,32 @@ func (c *sessionCache) decode(id string, v []byte) (*session.Session, error) {
 		return &s, nil
 	}
 	s, err := decodeSession(v)
-	if err != nil || len(v) > sessionCacheValue {
-		return s, err
+	if err != nil {
+		return nil, err
+	}
+	c.remember(id, bytes.Clone(v), s)
+	return s, nil
+}
+
+// remember caches s as the decoding of raw, which it keeps (the caller
+// must not change either).
+func (c *sessionCache) remember(id string, raw []byte, s *session.Session) {
+	if len(raw) > sessionCacheValue {
+		return
 	}
 	cp := *s
 	c.mu.Lock()
-	if c.entries == nil || len(c.entries) >= sessionCacheSize {
+	defer c.mu.Unlock()
+	if c.entries == nil {
 		c.entries = make(map[string]cachedSession, sessionCacheSize)
 	}
-	c.entries[id] = cachedSession{raw: bytes.Clone(v), s: &cp}
-	c.mu.Unlock()
-	return s, nil
+	if _, ok := c.entries[id]; !ok && len(c.entries) >= sessionCacheSize {
+		for k := range c.entries { // map order is random: evict one at random
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[id] = cachedSession{raw: raw, s: &cp}
 }
 
 // SessionsByReference returns up to limit sessions of the merchant with
@@ -149,7 +164,12 @@ func (db *DB) Save(ctx context.Context, c *session.Change) error {
 	if err != nil {
 		return err
 	}
-	return db.submit(ctx, &write{err: make(chan error, 1), saved: c, fn: e.apply})
+	if err := db.submit(ctx, &write{err: make(chan error, 1), saved: c, fn: e.apply}); err != nil {
+		return err
+	}
+	// The next read of this session finds it decoded already.
+	db.decoded.remember(c.Session.ID, e.session, c.Session)
+	return nil
 }
 
 // SaveAll saves many session changes in one transaction, all or none, for

@@ -1,0 +1,111 @@
+package rpc
+
+import (
+	"encoding/json"
+	"errors"
+)
+
+var errNotObject = errors.New("rpc: not a JSON object")
+
+// members calls fn with the name and raw value of each member of the JSON
+// object raw, in order, by exact name. raw must be valid JSON (the
+// transports check whole bodies with json.Valid first): members only finds
+// where values end, so it allocates little beyond the names.
+func members(raw []byte, fn func(name string, value []byte) error) error {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return errNotObject
+	}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return nil
+	}
+	for i < len(raw) {
+		end := stringEnd(raw, i)
+		name := raw[i+1 : end-1]
+		var key string
+		if !plain(name) {
+			if err := json.Unmarshal(raw[i:end], &key); err != nil {
+				return err
+			}
+		} else {
+			key = string(name)
+		}
+		i = skipSpace(raw, end)
+		i = skipSpace(raw, i+1) // past ':'
+		vend := valueEnd(raw, i)
+		if err := fn(key, raw[i:vend]); err != nil {
+			return err
+		}
+		i = skipSpace(raw, vend)
+		if i >= len(raw) || raw[i] == '}' {
+			return nil
+		}
+		i = skipSpace(raw, i+1) // past ','
+	}
+	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the value that starts at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for ; i < len(b); i++ { // a number, true, false or null
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
+
+// plain reports whether a name is ASCII without escapes, so that its
+// bytes are its value; other names are decoded as encoding/json does.
+func plain(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
