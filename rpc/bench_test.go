@@ -57,6 +57,7 @@ func (w *discardWriter) WriteHeader(int)             {}
 
 func benchCalls(b *testing.B, h http.Handler, bearer string, body func(i int) string) {
 	var n atomic.Int64
+	b.SetParallelism(32) // 32 callers per core, 64 in all: as sessiond bench -c 64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
