@@ -45,10 +45,10 @@ type Store interface {
 	// the merchant reference, newest first.
 	SessionsByReference(ctx context.Context, merchantID, ref string, limit int) ([]*Session, error)
 	// Save writes a change at once: the session at version n, which must be
-	// stored at n-1 (or not at all for n = 1), its transaction and its
-	// deliveries; or, for a change without a session, the transaction,
-	// which must be stored in state TxFrom. ErrVersionConflict if the
-	// stored version or state differs.
+	// stored at n-1 (or not at all for n = 1), its transaction, which must
+	// be stored in state TxFrom if that is set, and its deliveries; a
+	// change without a session writes its transaction alone.
+	// ErrVersionConflict if the stored version or state differs.
 	Save(ctx context.Context, c *Change) error
 	// SaveAll saves many changes in one transaction, all or none; for bulk
 	// loads.
