@@ -72,18 +72,6 @@ func formatUUID(u [16]byte) string {
 	return string(b[:])
 }
 
-// parseUUID reads the canonical form written by formatUUID.
-func parseUUID(s string) (u [16]byte, ok bool) {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, false
-	}
-	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]
-	if _, err := hex.Decode(u[:], []byte(h)); err != nil {
-		return u, false
-	}
-	return u, true
-}
-
 // newSessionToken returns a session token that names its session: the 16
 // id bytes followed by 16 random bytes, base64url (43 chars, 128 random
 // bits). Carrying the id makes a lookup by token a direct read of the

@@ -64,7 +64,7 @@ func (s *Service) SandboxAdvance(ctx context.Context, id string) (*Session, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := s.save(ctx, change); err != nil {
+	if err := s.store.Save(ctx, change); err != nil {
 		return nil, err
 	}
 	return change.Session, nil
@@ -130,7 +130,7 @@ func (s *Service) moveTransaction(ctx context.Context, tx *Transaction, to Trans
 		next.ErrorCode = errorCode
 	}
 	c := &Change{Transaction: &next, TxFrom: &from, Deliveries: s.transactionDeliveries(sess, &next, now)}
-	if err := s.save(ctx, c); err != nil {
+	if err := s.store.Save(ctx, c); err != nil {
 		return nil, err
 	}
 	return &next, nil

@@ -111,8 +111,6 @@ func (s *Service) newID() (string, [16]byte, error) {
 	return formatUUID(u), u, nil
 }
 
-func (s *Service) save(ctx context.Context, c *Change) error { return s.store.Save(ctx, c) }
-
 // Create makes a session of type t for merchant m, and returns it with the
 // end user's token, which is not stored (only its hash is).
 func (s *Service) Create(ctx context.Context, m *Merchant, t Type, p *Params) (*Session, string, error) {
@@ -120,7 +118,7 @@ func (s *Service) Create(ctx context.Context, m *Merchant, t Type, p *Params) (*
 	if err != nil {
 		return nil, "", err
 	}
-	if err := s.save(ctx, &Change{Session: sess}); err != nil {
+	if err := s.store.Save(ctx, &Change{Session: sess}); err != nil {
 		return nil, "", err
 	}
 	return sess, token, nil
@@ -218,7 +216,7 @@ func (s *Service) Get(ctx context.Context, m *Merchant, id string) (*Session, er
 
 // ByToken returns merchant m's session with the end-user token.
 func (s *Service) ByToken(ctx context.Context, m *Merchant, token string) (*Session, error) {
-	sess, err := s.sessionOfToken(ctx, token)
+	sess, err := s.SessionOfToken(ctx, token)
 	if err != nil {
 		return nil, err
 	}
@@ -240,10 +238,6 @@ func (s *Service) ByReference(ctx context.Context, m *Merchant, ref string) ([]*
 // SessionOfToken returns the session of an end-user token, without
 // recording the request; ErrNotFound for an unknown or malformed token.
 func (s *Service) SessionOfToken(ctx context.Context, token string) (*Session, error) {
-	return s.sessionOfToken(ctx, token)
-}
-
-func (s *Service) sessionOfToken(ctx context.Context, token string) (*Session, error) {
 	id, ok := sessionIDOfToken(token)
 	if !ok {
 		return nil, ErrNotFound
@@ -281,7 +275,7 @@ func (s *Service) Deliveries(ctx context.Context, m *Merchant, id string) ([]*De
 // ClientGet returns the session of the end user's token and records the
 // request on it.
 func (s *Service) ClientGet(ctx context.Context, token string, c Client) (*Session, error) {
-	sess, err := s.sessionOfToken(ctx, token)
+	sess, err := s.SessionOfToken(ctx, token)
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +302,7 @@ type Move struct {
 // request; CodeConflict (InvalidStateTransition, VersionConflict,
 // SessionExpired, ApprovalRequired) when the session's state refuses it.
 func (s *Service) ClientTransition(ctx context.Context, token string, mv Move, c Client) (*Session, error) {
-	sess, err := s.sessionOfToken(ctx, token)
+	sess, err := s.SessionOfToken(ctx, token)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +360,7 @@ func (s *Service) ClientTransition(ctx context.Context, token string, mv Move, c
 	if err != nil {
 		return nil, err
 	}
-	if err := s.save(ctx, change); err != nil {
+	if err := s.store.Save(ctx, change); err != nil {
 		return nil, err
 	}
 	return change.Session, nil
@@ -566,7 +560,7 @@ func (s *Service) Approve(ctx context.Context, m *Merchant, id string) (*Session
 	next := sess.clone()
 	next.Approval = ApprovalApproved
 	next.Version++
-	if err := s.save(ctx, &Change{Session: next}); err != nil {
+	if err := s.store.Save(ctx, &Change{Session: next}); err != nil {
 		return nil, err
 	}
 	return next, nil
@@ -590,7 +584,7 @@ func (s *Service) Reject(ctx context.Context, m *Merchant, id string) (*Session,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.save(ctx, change); err != nil {
+	if err := s.store.Save(ctx, change); err != nil {
 		return nil, err
 	}
 	return change.Session, nil
@@ -626,7 +620,7 @@ func (s *Service) expire(ctx context.Context, sess *Session, now time.Time) (boo
 	if err != nil {
 		return false, err
 	}
-	if err := s.save(ctx, change); err != nil {
+	if err := s.store.Save(ctx, change); err != nil {
 		return false, err
 	}
 	return true, nil
