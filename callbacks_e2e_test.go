@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/server"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -164,8 +165,11 @@ func TestExpiryAfterRestart(t *testing.T) {
 	rcv := newReceiver(t)
 	db := filepath.Join(t.TempDir(), "sessiond.db")
 	// A long sweep interval: only the sweep at start can expire it.
-	args := []string{"--db", db, "--merchant", "pk_ex:sk_ex:" + e2eWhsec, "--callback-allow-private", "--session-ttl", "1ms", "--expiry-interval", "1h"}
-	p := startServer(t, args...)
+	config := func(c *server.Config) {
+		withMerchant("pk_ex", "sk_ex", e2eWhsec)(c)
+		c.CallbackAllowPrivate, c.SessionTTL, c.ExpiryInterval = true, time.Millisecond, time.Hour
+	}
+	p := startMain(t, db, config)
 	token := authorize(t, p.url, "pk_ex", "sk_ex")
 	var s struct{ ID string }
 	mustCall(t, p.url, token, "session.create_deposit", map[string]any{
@@ -176,11 +180,11 @@ func TestExpiryAfterRestart(t *testing.T) {
 	if before.State != 0 {
 		t.Fatalf("state %d before the restart, want 0 (no sweep yet)", before.State)
 	}
-	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d", code)
+	if err := p.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
 	}
 
-	p = startServer(t, args...)
+	p = startMain(t, db, config)
 	got := rcv.waitFor(1)
 	if got[0].SessionID != s.ID || *got[0].SessionState != 10 {
 		t.Errorf("callback %+v, want state 10 of %s", got[0], s.ID)
@@ -199,8 +203,10 @@ func TestExpiryAfterRestart(t *testing.T) {
 // checks the callbacks arrive in the order the states were reached.
 func TestSandboxScenarios(t *testing.T) {
 	rcv := newReceiver(t)
-	p := startServer(t, "--db", filepath.Join(t.TempDir(), "sessiond.db"), "--merchant", "pk_sb:sk_sb:"+e2eWhsec,
-		"--callback-allow-private", "--sandbox", "--sandbox-delay", "150ms")
+	p := startMain(t, filepath.Join(t.TempDir(), "sessiond.db"), func(c *server.Config) {
+		withMerchant("pk_sb", "sk_sb", e2eWhsec)(c)
+		c.CallbackAllowPrivate, c.Sandbox, c.SandboxDelay = true, true, 150*time.Millisecond
+	})
 	token := authorize(t, p.url, "pk_sb", "sk_sb")
 	all := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	tests := []struct {
@@ -245,7 +251,7 @@ func TestSandboxScenarios(t *testing.T) {
 	}
 
 	// Without --sandbox the sandbox's method does not exist.
-	q := startServer(t, "--db", filepath.Join(t.TempDir(), "plain.db"), "--merchant", "pk_sb:sk_sb")
+	q := startMain(t, filepath.Join(t.TempDir(), "plain.db"), withMerchant("pk_sb", "sk_sb", ""))
 	tok := authorize(t, q.url, "pk_sb", "sk_sb")
 	if e := rpcCall(t, q.url, tok, "sandbox.transaction_transition", map[string]any{"id": "x", "state": 1}, nil); e == nil || e.Code != -32601 {
 		t.Errorf("sandbox method without --sandbox: %+v, want -32601", e)

@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/session"
 )
 
 // binary is the sessiond binary built once for the end-to-end tests.
@@ -179,11 +184,12 @@ func authorize(t *testing.T, url, pk, secret string) string {
 	return tok.AccessToken
 }
 
-// TestEndToEnd runs the binary: authorize, create, move to completion,
-// restart with SIGTERM, and read everything back.
+// TestEndToEnd runs the server as serve does: authorize, create, move to
+// completion, stop, start again on the same file, and read everything back.
 func TestEndToEnd(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "sessiond.db")
-	p := startServer(t, "--db", db, "--merchant", "pk_e2e:sk_e2e")
+	merchant := withMerchant("pk_e2e", "sk_e2e", "")
+	p := startMain(t, db, merchant)
 	token := authorize(t, p.url, "pk_e2e", "sk_e2e")
 
 	var created struct{ ID, Token, URL string }
@@ -194,17 +200,17 @@ func TestEndToEnd(t *testing.T) {
 	for _, st := range []int{1, 2, 3, 4, 5, 8, 9, 12} {
 		mustCall(t, p.url, "", "client.transition", map[string]any{"token": created.Token, "state": st}, nil)
 	}
-	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit code after SIGTERM %d, want 0\n%s", code, p.drain())
+	if err := p.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
 	}
-	logs := p.drain()
+	logs := p.logs.String()
 	for _, secret := range []string{"sk_e2e", token, created.Token} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("a secret or token reached the log: %q", secret)
 		}
 	}
 
-	p = startServer(t, "--db", db, "--merchant", "pk_e2e:sk_e2e")
+	p = startMain(t, db, merchant)
 	if resp, err := http.Get(p.url + "/readyz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("readyz: %v %v", resp, err)
 	}
@@ -223,6 +229,43 @@ func TestEndToEnd(t *testing.T) {
 	mustCall(t, p.url, token, "session.get_by_merchant_reference", map[string]string{"merchant_reference": "order-1"}, &byRef)
 	if len(byRef.Sessions) != 1 || byRef.Sessions[0].ID != created.ID {
 		t.Errorf("by reference after restart: %+v", byRef)
+	}
+}
+
+// TestStartupOrder: a port in use fails before the data file is touched,
+// and a malformed --merchant fails before anything is bound or opened.
+func TestStartupOrder(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	db := filepath.Join(t.TempDir(), "sessiond.db")
+	c := server.DefaultConfig()
+	c.Addr, c.DB = busy.Addr().String(), db
+	if err := server.New(c).Open(context.Background()); err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Errorf("Open on a port in use: %v, want a listen error", err)
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Errorf("a failed bind left a data file behind (stat: %v)", err)
+	}
+
+	var out, errOut bytes.Buffer
+	if code := run([]string{"serve", "--db", db, "--addr", "127.0.0.1:0", "--merchant", "pk_only"}, &out, &errOut); code != 2 {
+		t.Errorf("serve --merchant pk_only: exit %d, want 2\n%s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "PUBLIC_KEY:SECRET") {
+		t.Errorf("serve --merchant pk_only said %q, want it to show PUBLIC_KEY:SECRET", errOut.String())
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Errorf("a malformed --merchant left a data file behind (stat: %v)", err)
+	}
+}
+
+// withMerchant sets the one merchant of a server's config.
+func withMerchant(pk, secret, callbackSecret string) func(*server.Config) {
+	return func(c *server.Config) {
+		c.Merchants = []session.Credentials{{PublicKey: pk, Secret: secret, CallbackSecret: callbackSecret}}
 	}
 }
 
@@ -347,7 +390,7 @@ func TestUsage(t *testing.T) {
 
 // TestMetrics scrapes /metrics after known traffic.
 func TestMetrics(t *testing.T) {
-	p := startServer(t, "--db", filepath.Join(t.TempDir(), "sessiond.db"), "--merchant", "pk_m:sk_m")
+	p := startMain(t, filepath.Join(t.TempDir(), "sessiond.db"), withMerchant("pk_m", "sk_m", ""))
 	token := authorize(t, p.url, "pk_m", "sk_m")
 	var a, b struct{ ID, Token string }
 	mustCall(t, p.url, token, "session.create_deposit", map[string]any{"amount": "1", "country_id": "se"}, &a)

@@ -1,0 +1,391 @@
+// Package server wires store, service, callbacks, rpc and HTTP for one
+// sessiond process: Open binds the port and then opens the data file, Run
+// serves until its context ends, Close shuts everything down in order.
+//
+// `sessiond serve` is this package plus flags and signals; the end-to-end
+// tests start the same Main in-process, so they test what production runs,
+// and a Go test-harness package can start it the same way.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sessiond/sessiond/callbacks"
+	"github.com/sessiond/sessiond/metrics"
+	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/store"
+	"github.com/sessiond/sessiond/web"
+)
+
+// Config is every setting of one server. Start from DefaultConfig.
+type Config struct {
+	// Addr is the TCP listen address; port 0 picks a free port.
+	Addr string
+	// DB is the path of the bbolt data file, created if missing.
+	DB string
+	// PublicURL is the base of the hosted page's URL in create results;
+	// "" means http:// and the bound address.
+	PublicURL string
+	// Merchants are created, or their credentials updated, at Open. With
+	// none, an empty data file gets a merchant named "default" whose
+	// credentials are logged once.
+	Merchants []session.Credentials
+
+	SessionTTL     time.Duration // how long a session lives after it is created
+	SessionWarning time.Duration // how long before expiry the hosted page warns
+	ExpiryInterval time.Duration // how often expired sessions are swept
+	TokenTTL       time.Duration // lifetime of access tokens
+
+	MaxBody     int64   // largest request body in bytes
+	MaxBatch    int     // most entries in a JSON-RPC batch
+	MaxInflight int     // most requests served at once (0: no cap)
+	RateLimit   float64 // calls per second per merchant (0: off)
+
+	Sandbox      bool          // magic merchant references drive sessions
+	SandboxDelay time.Duration // time between the sandbox's steps
+
+	CallbackRetry        []time.Duration // offsets from the first attempt at which failures are retried
+	CallbackTimeout      time.Duration   // how long a receiver has to answer 2xx
+	CallbackUserAgent    string          // User-Agent of callbacks
+	CallbackAllowPrivate bool            // let callbacks reach loopback and private addresses
+
+	// DebugAddr, if set, serves Go's pprof profiles on this address.
+	DebugAddr string
+	// ShutdownTimeout is how long Close waits for in-flight requests.
+	ShutdownTimeout time.Duration
+	// LockTimeout is how long Open waits for a data file locked by
+	// another process.
+	LockTimeout time.Duration
+
+	// Log receives the server's logs.
+	Log zerolog.Logger
+	// Version is logged at start.
+	Version string
+}
+
+// DefaultConfig returns the defaults of `sessiond serve`, logging nowhere.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "127.0.0.1:8080",
+		DB:                "./sessiond.db",
+		SessionTTL:        session.DefaultSessionTTL,
+		SessionWarning:    2 * time.Minute,
+		ExpiryInterval:    time.Second,
+		TokenTTL:          session.DefaultTokenTTL,
+		MaxBody:           1 << 20,
+		MaxBatch:          100,
+		MaxInflight:       512,
+		SandboxDelay:      2 * time.Second,
+		CallbackRetry:     []time.Duration{10 * time.Minute, 30 * time.Minute, 60 * time.Minute},
+		CallbackTimeout:   10 * time.Second,
+		CallbackUserAgent: "Brite Callback",
+		ShutdownTimeout:   10 * time.Second,
+		LockTimeout:       2 * time.Second,
+		Log:               zerolog.Nop(),
+	}
+}
+
+// Main is one running sessiond. Create it with New, call Open, then Run;
+// call Close when finished (Run calls it when its context ends).
+type Main struct {
+	cfg Config
+	log zerolog.Logger
+
+	ln      net.Listener
+	debugLn net.Listener
+	db      *store.DB
+	svc     *session.Service
+	rpc     *rpc.Server
+	http    *http.Server
+	debug   *http.Server
+	workers []func(context.Context) // started by Run
+	closers []func()                // run by Close after the HTTP server stopped, last first
+
+	workerCtx   context.Context
+	stopWorkers context.CancelFunc
+	wg          sync.WaitGroup
+
+	mu        sync.Mutex // orders Run's start against a concurrent Close
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns a Main for cfg; it does nothing until Open.
+func New(cfg Config) *Main {
+	m := &Main{cfg: cfg, log: cfg.Log}
+	m.workerCtx, m.stopWorkers = context.WithCancel(context.Background())
+	return m
+}
+
+// Open binds the listen address first, so a port in use fails before the
+// data file is touched, then opens the data file, makes the configured
+// merchants and builds the HTTP handler. Nothing is served until Run. If
+// Open fails, what it did is undone.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	c := &m.cfg
+	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if c.DebugAddr != "" {
+		if m.debugLn, err = net.Listen("tcp", c.DebugAddr); err != nil {
+			return fmt.Errorf("listen on --debug-addr: %w", err)
+		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = m.URL()
+	}
+
+	met := metrics.New()
+	observers, publish := changeFanOut()
+	m.db, err = store.Open(c.DB, store.Options{LockTimeout: c.LockTimeout, OnCommit: met.ObserveCommit, OnSave: publish})
+	if err != nil {
+		return err
+	}
+	m.svc = session.NewService(m.db)
+	m.svc.SessionTTL, m.svc.TokenTTL = c.SessionTTL, c.TokenTTL
+
+	hub := rpc.NewHub()
+	dispatcher := callbacks.New(m.db, callbacks.Config{
+		Retry:        c.CallbackRetry,
+		Timeout:      c.CallbackTimeout,
+		UserAgent:    c.CallbackUserAgent,
+		AllowPrivate: c.CallbackAllowPrivate,
+		Log:          m.log,
+		OnAttempt:    met.ObserveCallback,
+	})
+	*observers = append(*observers, met.ObserveChange, hub.Publish, func(ch *session.Change) {
+		if len(ch.Deliveries) > 0 {
+			dispatcher.Notify()
+		}
+	})
+	if c.Sandbox {
+		sandbox := session.NewSandbox(m.svc, c.SandboxDelay, func(err error) {
+			m.log.Error().Err(err).Msg("sandbox step")
+		})
+		*observers = append(*observers, sandbox.Observe)
+		m.closers = append(m.closers, sandbox.Close)
+	}
+	m.workers = append(m.workers,
+		func(ctx context.Context) {
+			m.svc.RunExpiry(ctx, c.ExpiryInterval, func(err error) {
+				m.log.Error().Err(err).Msg("expiry sweep")
+			})
+		},
+		func(ctx context.Context) { dispatcher.Run(ctx) },
+	)
+
+	if err := ensureMerchants(ctx, m.svc, c.Merchants, m.log); err != nil {
+		return err
+	}
+
+	m.rpc = rpc.New(m.svc, rpc.Config{
+		PublicURL:      c.PublicURL,
+		MaxBody:        c.MaxBody,
+		MaxBatch:       c.MaxBatch,
+		SessionWarning: c.SessionWarning,
+		Hub:            hub,
+		Sandbox:        c.Sandbox,
+		Observer:       met,
+		MaxInflight:    c.MaxInflight,
+		RateLimit:      c.RateLimit,
+	}, m.log)
+	met.Gauge("sessiond_websocket_connections", "Open WebSocket connections.", func() float64 { return float64(hub.Connections()) })
+	met.Outbox(func() (int, time.Time) {
+		n, oldest, err := m.db.OutboxStats(context.Background())
+		if err != nil {
+			m.log.Error().Err(err).Msg("outbox stats")
+		}
+		return n, oldest
+	})
+	m.rpc.Mount("GET /metrics", met.Handler())
+	svc := m.svc
+	m.rpc.Mount("/client/", web.Handler(func(ctx context.Context, token string) (web.Page, bool, error) {
+		v, err := svc.SessionOfToken(ctx, token)
+		if errors.Is(err, session.ErrNotFound) {
+			return web.Page{}, false, nil
+		}
+		if err != nil {
+			return web.Page{}, false, err
+		}
+		return web.Page{RedirectURI: v.Params.RedirectURI}, true, nil
+	}))
+	m.http = &http.Server{
+		Handler:           m.rpc.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	m.http.RegisterOnShutdown(hub.Close) // Shutdown does not wait for hijacked sockets
+	if m.debugLn != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	return nil
+}
+
+// changeFanOut returns the list of observers of committed changes and the
+// function the store calls after each commit, in commit order, to hand a
+// change to each of them. The list is complete before anything writes.
+func changeFanOut() (*[]func(*session.Change), func(*session.Change)) {
+	var observers []func(*session.Change)
+	return &observers, func(ch *session.Change) {
+		for _, o := range observers {
+			o(ch)
+		}
+	}
+}
+
+// URL returns the base URL of the bound listen address, such as
+// http://127.0.0.1:8080; valid after Open.
+func (m *Main) URL() string {
+	if m.ln == nil {
+		return ""
+	}
+	return "http://" + m.ln.Addr().String()
+}
+
+// PublicURL returns the base of the hosted page's URLs; valid after Open.
+func (m *Main) PublicURL() string { return m.cfg.PublicURL }
+
+// Run starts the background workers and serves HTTP until ctx ends or
+// serving fails, then closes m. It returns nil after a stop by ctx.
+func (m *Main) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.http == nil || m.closed {
+		m.mu.Unlock()
+		return errors.New("server: Run needs a successful Open and no Close")
+	}
+	for _, w := range m.workers {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			w(m.workerCtx)
+		}()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- m.http.Serve(m.ln) }()
+	if m.debug != nil {
+		go func() {
+			if err := m.debug.Serve(m.debugLn); !errors.Is(err, http.ErrServerClosed) {
+				m.log.Warn().Err(err).Msg("debug listener stopped")
+			}
+		}()
+	}
+	m.rpc.SetReady(true)
+	m.mu.Unlock()
+	m.log.Info().Str("addr", m.ln.Addr().String()).Str("db", m.cfg.DB).Str("version", m.cfg.Version).Msg("listening")
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil // Close was called
+		} else {
+			err = fmt.Errorf("serve: %w", err)
+		}
+	}
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close stops serving: the server reports not ready, in-flight requests
+// get up to ShutdownTimeout, then the workers stop and the data file is
+// closed. It is the one shutdown path: Run calls it when its context
+// ends, and it may be called while Run runs, or after a failed Open.
+// Calling it again returns the same error.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	if m.rpc != nil {
+		m.rpc.SetReady(false)
+	}
+	if m.http != nil {
+		shutdown, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+		if err := m.http.Shutdown(shutdown); err != nil {
+			m.log.Warn().Err(err).Msg("in-flight requests cut off")
+		}
+		cancel()
+	}
+	if m.debug != nil {
+		m.debug.Close()
+	}
+	// A listener Serve never took is still ours to close.
+	for _, ln := range []net.Listener{m.ln, m.debugLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	m.stopWorkers()
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		m.closers[i]()
+	}
+	m.wg.Wait()
+	if m.db != nil {
+		if err := m.db.Close(); err != nil {
+			return fmt.Errorf("close database: %w", err)
+		}
+	}
+	return nil
+}
+
+// ensureMerchants creates or updates the merchants given, or, on a data
+// file with none, a merchant named "default". Credentials the server
+// generates are logged once, here.
+func ensureMerchants(ctx context.Context, svc *session.Service, given []session.Credentials, log zerolog.Logger) error {
+	for _, cr := range given {
+		withCallbackSecret := cr.CallbackSecret != ""
+		m, cr, created, err := svc.EnsureMerchant(ctx, cr)
+		if err != nil {
+			return fmt.Errorf("merchant %s: %w", cr.PublicKey, err)
+		}
+		e := log.Info().Str("merchant_id", m.ID).Str("public_key", m.PublicKey).Bool("created", created)
+		if created && !withCallbackSecret {
+			e = e.Str("callback_secret", cr.CallbackSecret)
+		}
+		e.Msg("merchant")
+	}
+	if len(given) > 0 {
+		return nil
+	}
+	ms, err := svc.Merchants(ctx)
+	if err != nil || len(ms) > 0 {
+		return err
+	}
+	m, cr, err := svc.AddMerchant(ctx, "default", session.Credentials{})
+	if err != nil {
+		return fmt.Errorf("default merchant: %w", err)
+	}
+	log.Warn().Str("merchant_id", m.ID).Str("public_key", cr.PublicKey).Str("secret", cr.Secret).
+		Str("callback_secret", cr.CallbackSecret).Msg("no merchants: created merchant \"default\"; these credentials are shown only now")
+	return nil
+}
