@@ -1,0 +1,139 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sessiond/sessiond/session"
+)
+
+var errPublicKeyTaken = &session.Error{Code: session.CodeConflict, Name: "PublicKeyTaken", Message: "a merchant with this public key exists"}
+
+// CreateMerchant stores a new merchant; a session.CodeConflict error if its
+// public key (or id) is taken.
+func (db *DB) CreateMerchant(ctx context.Context, m *session.Merchant) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("postgres: encode merchant %s: %w", m.ID, err)
+	}
+	_, err = db.pool.Exec(ctx, "INSERT INTO merchants (id, public_key, data) VALUES ($1, $2, $3)", m.ID, m.PublicKey, v)
+	if isUniqueViolation(err) {
+		return errPublicKeyTaken
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: insert merchant %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// PutMerchant replaces a stored merchant; its public key must not change.
+// session.ErrNotFound if no merchant has its id and public key.
+func (db *DB) PutMerchant(ctx context.Context, m *session.Merchant) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("postgres: encode merchant %s: %w", m.ID, err)
+	}
+	tag, err := db.pool.Exec(ctx, "UPDATE merchants SET data = $3 WHERE id = $1 AND public_key = $2", m.ID, m.PublicKey, v)
+	if err != nil {
+		return fmt.Errorf("postgres: update merchant %s: %w", m.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// Merchant returns the merchant with the id; session.ErrNotFound.
+func (db *DB) Merchant(ctx context.Context, id string) (*session.Merchant, error) {
+	m := new(session.Merchant)
+	if err := db.getJSON(ctx, m, "SELECT data FROM merchants WHERE id = $1", id); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// MerchantByPublicKey returns the merchant with the public key;
+// session.ErrNotFound.
+func (db *DB) MerchantByPublicKey(ctx context.Context, publicKey string) (*session.Merchant, error) {
+	m := new(session.Merchant)
+	if err := db.getJSON(ctx, m, "SELECT data FROM merchants WHERE public_key = $1", publicKey); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Merchants returns every merchant, oldest first (ids are time-ordered).
+func (db *DB) Merchants(ctx context.Context) ([]*session.Merchant, error) {
+	rows, err := db.pool.Query(ctx, "SELECT data FROM merchants ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: merchants: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*session.Merchant, error) {
+		var raw []byte
+		if err := r.Scan(&raw); err != nil {
+			return nil, err
+		}
+		m := new(session.Merchant)
+		return m, json.Unmarshal(raw, m)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: merchants: %w", err)
+	}
+	return out, nil
+}
+
+// Token returns the token with the hash; session.ErrNotFound.
+func (db *DB) Token(ctx context.Context, hash []byte) (*session.Token, error) {
+	t := new(session.Token)
+	if err := db.getJSON(ctx, t, "SELECT data FROM tokens WHERE hash = $1", hash); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// PutTokens stores add and deletes revoke in one transaction;
+// session.ErrUnauthorized if a token to revoke is not stored (it was
+// revoked already, perhaps by another replica at the same moment).
+func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]byte) error {
+	vs := make([][]byte, len(add))
+	for i, t := range add {
+		var err error
+		if vs[i], err = json.Marshal(t); err != nil {
+			return fmt.Errorf("postgres: encode token: %w", err)
+		}
+	}
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		for _, h := range revoke {
+			tag, err := tx.Exec(ctx, "DELETE FROM tokens WHERE hash = $1", h)
+			if err != nil {
+				return fmt.Errorf("postgres: revoke token: %w", err)
+			}
+			if tag.RowsAffected() == 0 {
+				return session.ErrUnauthorized
+			}
+		}
+		b := &pgx.Batch{}
+		for i, t := range add {
+			b.Queue("INSERT INTO tokens (hash, expires, data) VALUES ($1, $2, $3)", t.Hash, t.Expires, vs[i])
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("postgres: insert tokens: %w", err)
+		}
+		return nil
+	})
+}
+
+// PurgeTokens deletes up to limit tokens that expired at or before now and
+// returns how many it deleted. Replicas purging at once skip each other's
+// rows.
+func (db *DB) PurgeTokens(ctx context.Context, now time.Time, limit int) (int, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM tokens WHERE hash IN (
+		SELECT hash FROM tokens WHERE expires <= $1 ORDER BY expires LIMIT $2 FOR UPDATE SKIP LOCKED)`, now, limit)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: purge tokens: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -1,0 +1,208 @@
+// Package postgres keeps sessiond's data in a PostgreSQL database, so that
+// several sessiond processes (replicas) can serve the same merchants and
+// sessions: it implements session.Store and the outbox the callbacks
+// package reads, with pgx. It is the only package that imports pgx.
+//
+// The schema is a list of numbered SQL migrations embedded in the binary
+// (migrations/*.sql); Open applies the missing ones under an advisory lock,
+// so that replicas starting together migrate once, and refuses a database
+// whose schema is newer than the migrations it knows.
+//
+// Times are the replicas' clocks: the domain stamps every time it stores
+// and passes "now" to every query that selects by time, as with bbolt.
+// Replicas' clocks must agree (NTP) to well within the lease of a claim.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sessiond/sessiond/session"
+)
+
+var _ session.Store = (*DB)(nil)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrationLock is the key of the advisory lock Open holds while it
+// migrates ("sessiond" in ASCII).
+const migrationLock = 0x73657373696f6e64
+
+// ErrSchemaTooNew is returned by Open for a database migrated by a newer
+// sessiond than this one.
+var ErrSchemaTooNew = errors.New("postgres: the database's schema is newer than this sessiond")
+
+// IsURL reports whether s names a PostgreSQL database (a postgres:// or
+// postgresql:// URL) rather than a file.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// Options tune Open.
+type Options struct {
+	// MaxConns caps the pool's connections, unless the URL sets
+	// pool_max_conns; 0 means 32.
+	MaxConns int32
+}
+
+// DB is sessiond's PostgreSQL database. Open it with Open; call Close when
+// finished.
+type DB struct {
+	pool    *pgxpool.Pool
+	decoded sessionCache
+}
+
+// Open connects to the database at url, applies the migrations it lacks
+// and returns the DB. ErrSchemaTooNew if the database was migrated further
+// than this binary knows.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message can quote the URL, password included.
+		return nil, errors.New("postgres: the database URL cannot be parsed")
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = opts.MaxConns
+		if cfg.MaxConns == 0 {
+			cfg.MaxConns = 32
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &DB{pool: pool}, nil
+}
+
+// Close closes the pool's connections.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order. Their
+// names are NNNN_what.sql, numbered from 1 without gaps.
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, n := range names {
+		base := path.Base(n)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("postgres: migration %s is not named NNNN_what.sql", base)
+		}
+		b, err := migrationFiles.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{v, base, string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("postgres: migration %s is out of sequence (want %04d)", m.name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the schema version this binary migrates databases to.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}
+
+// migrate brings the database's schema up to date, holding the migration
+// advisory lock on one connection so that concurrent starts take turns:
+// the first applies what is missing, the others then find nothing to do.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLock)); err != nil {
+		return fmt.Errorf("postgres: take the migration lock: %w", err)
+	}
+	defer func() {
+		// A lost unlock ends with the connection; make sure it does.
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLock)); err != nil {
+			conn.Conn().Close(context.Background())
+		}
+	}()
+	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version integer PRIMARY KEY,
+		name    text NOT NULL,
+		applied timestamptz NOT NULL DEFAULT now())`)
+	if err != nil {
+		return fmt.Errorf("postgres: create schema_migrations: %w", err)
+	}
+	var current int
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("postgres: read the schema version: %w", err)
+	}
+	if current > len(ms) {
+		return fmt.Errorf("%w: the database is at schema version %d, this sessiond knows versions up to %d; run a sessiond at least as new as the one that migrated it",
+			ErrSchemaTooNew, current, len(ms))
+	}
+	for _, m := range ms[current:] {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// ts returns t for a timestamptz column: NULL for the zero time.
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}

@@ -1,0 +1,345 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sessiond/sessiond/session"
+)
+
+// Session returns the session with the id; session.ErrNotFound.
+func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
+	var raw []byte
+	err := db.pool.QueryRow(ctx, "SELECT data FROM sessions WHERE id = $1", id).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, session.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read session %s: %w", id, err)
+	}
+	return db.decoded.decode(id, raw)
+}
+
+// SessionsByReference returns up to limit sessions of the merchant with the
+// reference, newest first (ids are time-ordered).
+func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, limit int) ([]*session.Session, error) {
+	rows, err := db.pool.Query(ctx, `SELECT data FROM sessions
+		WHERE merchant_id = $1 AND merchant_reference = $2 ORDER BY id DESC LIMIT $3`, merchantID, ref, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: sessions by reference: %w", err)
+	}
+	var out []*session.Session
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("postgres: sessions by reference: %w", err)
+		}
+		s, err := decodeSession(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: sessions by reference: %w", err)
+	}
+	return out, nil
+}
+
+func decodeSession(raw []byte) (*session.Session, error) {
+	s := new(session.Session)
+	if err := json.Unmarshal(raw, s); err != nil {
+		return nil, fmt.Errorf("postgres: decode session: %w", err)
+	}
+	return s, nil
+}
+
+// Save writes a change in one database transaction: the session, checked
+// against its stored version, its transaction (checked against TxFrom) and
+// its deliveries. session.ErrVersionConflict if the stored version or
+// transaction state differs; session.ErrNotFound if a session at a version
+// past 1 is not stored.
+func (db *DB) Save(ctx context.Context, c *session.Change) error {
+	e, err := encodeChange(c)
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return e.apply(ctx, tx) })
+	if err != nil {
+		return err
+	}
+	if c.Session != nil {
+		// The next read of this session on this replica skips the decode.
+		db.decoded.remember(c.Session.ID, e.session, c.Session)
+	}
+	return nil
+}
+
+// SaveAll saves many session changes in one transaction, all or none, for
+// bulk loads.
+func (db *DB) SaveAll(ctx context.Context, cs []*session.Change) error {
+	es := make([]*encodedChange, len(cs))
+	for i, c := range cs {
+		if c.Session == nil {
+			return fmt.Errorf("postgres: SaveAll takes session changes only")
+		}
+		var err error
+		if es[i], err = encodeChange(c); err != nil {
+			return err
+		}
+	}
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		for _, e := range es {
+			if err := e.apply(ctx, tx); err != nil {
+				return fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// encodedChange is a change with its values encoded.
+type encodedChange struct {
+	c          *session.Change
+	session    []byte
+	tx         []byte
+	deliveries [][]byte
+}
+
+func encodeChange(c *session.Change) (*encodedChange, error) {
+	e := &encodedChange{c: c, deliveries: make([][]byte, len(c.Deliveries))}
+	var err error
+	if c.Session != nil {
+		if e.session, err = json.Marshal(c.Session); err != nil {
+			return nil, fmt.Errorf("postgres: encode session %s: %w", c.Session.ID, err)
+		}
+	} else if c.Transaction == nil || c.TxFrom == nil {
+		return nil, fmt.Errorf("postgres: a change without a session needs a transaction and its state before")
+	}
+	if c.Transaction != nil {
+		if e.tx, err = json.Marshal(c.Transaction); err != nil {
+			return nil, fmt.Errorf("postgres: encode transaction %s: %w", c.Transaction.ID, err)
+		}
+	}
+	for i, d := range c.Deliveries {
+		if e.deliveries[i], err = json.Marshal(d); err != nil {
+			return nil, fmt.Errorf("postgres: encode delivery %s: %w", d.WebhookID, err)
+		}
+	}
+	return e, nil
+}
+
+// apply writes the change in tx: the versioned session write first, whose
+// refusal ends the transaction before anything else is written, then the
+// transaction and the deliveries in one round trip.
+func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx) error {
+	if s := e.c.Session; s != nil {
+		var expires any
+		if !s.State.Final() {
+			expires = s.Expires
+		}
+		if s.Version == 1 {
+			var ref any
+			if r := s.Params.MerchantReference; r != "" {
+				ref = r
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO sessions (id, merchant_id, merchant_reference, version, expires, data)
+				VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT (id) DO NOTHING`, s.ID, s.MerchantID, ref, expires, e.session)
+			if err != nil {
+				return fmt.Errorf("postgres: insert session %s: %w", s.ID, err)
+			}
+			if tag.RowsAffected() == 0 {
+				return session.ErrVersionConflict
+			}
+		} else {
+			tag, err := tx.Exec(ctx, `UPDATE sessions SET version = $3, expires = $4, data = $5
+				WHERE id = $1 AND version = $2`, s.ID, s.Version-1, s.Version, expires, e.session)
+			if err != nil {
+				return fmt.Errorf("postgres: update session %s: %w", s.ID, err)
+			}
+			if tag.RowsAffected() == 0 {
+				return missingOrConflict(ctx, tx, "SELECT 1 FROM sessions WHERE id = $1", s.ID)
+			}
+		}
+	}
+	b := &pgx.Batch{}
+	if t := e.c.Transaction; t != nil {
+		if e.c.TxFrom != nil {
+			b.Queue(`UPDATE transactions SET state = $3, data = $4 WHERE id = $1 AND state = $2`,
+				t.ID, int(*e.c.TxFrom), int(t.State), e.tx)
+		} else {
+			b.Queue(`INSERT INTO transactions (id, session_id, state, data) VALUES ($1, $2, $3, $4)`,
+				t.ID, t.SessionID, int(t.State), e.tx)
+		}
+	}
+	for i, d := range e.c.Deliveries {
+		b.Queue(`INSERT INTO deliveries (webhook_id, session_id, next_attempt, created, data) VALUES ($1, $2, $3, $4, $5)`,
+			d.WebhookID, d.SessionID, nextAttempt(d), d.Created, e.deliveries[i])
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	res := tx.SendBatch(ctx, b)
+	defer res.Close()
+	if t := e.c.Transaction; t != nil {
+		tag, err := res.Exec()
+		if err != nil {
+			return fmt.Errorf("postgres: write transaction %s: %w", t.ID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			res.Close()
+			return missingOrConflict(ctx, tx, "SELECT 1 FROM transactions WHERE id = $1", t.ID)
+		}
+	}
+	for _, d := range e.c.Deliveries {
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("postgres: insert delivery %s: %w", d.WebhookID, err)
+		}
+	}
+	return res.Close()
+}
+
+// missingOrConflict tells why a conditional write changed nothing:
+// session.ErrNotFound if the row is not there, else ErrVersionConflict.
+func missingOrConflict(ctx context.Context, tx pgx.Tx, query, id string) error {
+	var one int
+	err := tx.QueryRow(ctx, query, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return session.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: read %s: %w", id, err)
+	}
+	return session.ErrVersionConflict
+}
+
+// nextAttempt is the due column of a delivery: its next attempt while it
+// is pending, NULL after.
+func nextAttempt(d *session.Delivery) any {
+	if d.Status != session.DeliveryPending {
+		return nil
+	}
+	return d.NextAttempt
+}
+
+// Touch records the end user's latest request on the session, leaving its
+// version as it is.
+func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
+	patch, err := json.Marshal(struct {
+		LastRequest time.Time `json:"last_request"`
+		IP          string    `json:"ip"`
+		UserAgent   string    `json:"user_agent"`
+	}{at, c.IP, c.UserAgent})
+	if err != nil {
+		return fmt.Errorf("postgres: encode touch: %w", err)
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE sessions SET data = (data::jsonb || $2::jsonb)::json WHERE id = $1`, id, patch)
+	if err != nil {
+		return fmt.Errorf("postgres: touch session %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
+// Due returns the ids of up to limit non-final sessions whose expiry is at
+// or before now, earliest first, from the expiry index.
+func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id FROM sessions WHERE expires IS NOT NULL AND expires <= $1
+		ORDER BY expires, id LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due sessions: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due sessions: %w", err)
+	}
+	return ids, nil
+}
+
+// Transaction returns the transaction with the id; session.ErrNotFound.
+func (db *DB) Transaction(ctx context.Context, id string) (*session.Transaction, error) {
+	t := new(session.Transaction)
+	if err := db.getJSON(ctx, t, "SELECT data FROM transactions WHERE id = $1", id); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// getJSON decodes the one JSON column the query selects into v;
+// session.ErrNotFound if it selects no row.
+func (db *DB) getJSON(ctx context.Context, v any, query string, args ...any) error {
+	var raw []byte
+	err := db.pool.QueryRow(ctx, query, args...).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return session.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: %s: %w", query, err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("postgres: decode (%s): %w", query, err)
+	}
+	return nil
+}
+
+// sessionCache keeps recently decoded sessions with the bytes they were
+// decoded from. A hit is checked against the bytes just read, so it is
+// never stale, and saves the JSON decode.
+type sessionCache struct {
+	mu      sync.RWMutex
+	entries map[string]cachedSession
+}
+
+type cachedSession struct {
+	raw []byte
+	s   *session.Session
+}
+
+const (
+	sessionCacheSize  = 16384
+	sessionCacheValue = 4 << 10
+)
+
+func (c *sessionCache) decode(id string, raw []byte) (*session.Session, error) {
+	c.mu.RLock()
+	e, ok := c.entries[id]
+	c.mu.RUnlock()
+	if ok && bytes.Equal(e.raw, raw) {
+		s := *e.s // callers change fields, never what the fields point to
+		return &s, nil
+	}
+	s, err := decodeSession(raw)
+	if err != nil {
+		return nil, err
+	}
+	c.remember(id, raw, s)
+	return s, nil
+}
+
+// remember caches s as the decoding of raw, which it keeps.
+func (c *sessionCache) remember(id string, raw []byte, s *session.Session) {
+	if len(raw) > sessionCacheValue {
+		return
+	}
+	cp := *s
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = make(map[string]cachedSession, sessionCacheSize)
+	}
+	if _, ok := c.entries[id]; !ok && len(c.entries) >= sessionCacheSize {
+		for k := range c.entries { // map order is random: evict one at random
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[id] = cachedSession{raw: raw, s: &cp}
+}
