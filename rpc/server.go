@@ -430,8 +430,9 @@ func (c *caller) call(ctx context.Context, name string, params json.RawMessage) 
 	if !ok {
 		return nil, errMethodNotFound(name)
 	}
-	if params != nil && (len(params) == 0 || params[0] != '{') {
-		return nil, errInvalidParams("params must be an object", "params")
+	params, ok = namedParams(params)
+	if !ok {
+		return nil, errInvalidParams("params must be an object, [] or [{…}]", "params")
 	}
 	var merchant *session.Merchant
 	if m.merchant {
@@ -449,6 +450,32 @@ func (c *caller) call(ctx context.Context, name string, params json.RawMessage) 
 		return nil, c.fail(name, err)
 	}
 	return b, nil
+}
+
+// namedParams returns the named params of a request: an object as given,
+// nothing for [] and the one object of [{…}], the shape go-ethereum,
+// filecoin's go-jsonrpc and OpenRPC's client-js send. Anything else is not
+// ok. p is valid JSON.
+func namedParams(p json.RawMessage) (json.RawMessage, bool) {
+	if p == nil {
+		return nil, true
+	}
+	switch p[0] {
+	case '{':
+		return p, true
+	case '[':
+		i := skipSpace(p, 1)
+		if i < len(p) && p[i] == ']' {
+			return nil, true
+		}
+		if i < len(p) && p[i] == '{' {
+			end := valueEnd(p, i)
+			if j := skipSpace(p, end); j == len(p)-1 && p[j] == ']' {
+				return p[i:end], true
+			}
+		}
+	}
+	return nil, false
 }
 
 func (c *caller) fail(method string, err error) *rpcError {
