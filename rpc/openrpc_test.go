@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -9,7 +10,7 @@ import (
 )
 
 // wsMethods are served on /rpc/ws only, by the socket itself.
-var wsMethods = []string{"session.subscribe", "client.subscribe", "session.unsubscribe"}
+var wsMethods = []string{"session.subscribe", "client.subscribe", "session.unsubscribe", "merchant.authenticate"}
 
 // TestOpenRPCCoversMethods checks that the document rpc.discover serves
 // names every method the server dispatches, and nothing else.
@@ -49,4 +50,35 @@ func TestOpenRPCCoversMethods(t *testing.T) {
 	if _, ok := New(nil, Config{}, zerolog.Nop()).methods["sandbox.transaction_transition"]; ok {
 		t.Error("sandbox.transaction_transition served without Sandbox")
 	}
+}
+
+// TestOpenRPCArraysHaveItems checks what @open-rpc/generator needs: every
+// array schema says what its items are. (The Node suite runs the generator
+// itself, and the meta-schema with format checking.)
+func TestOpenRPCArraysHaveItems(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal(openRPC, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any, at string)
+	walk = func(v any, at string) {
+		switch v := v.(type) {
+		case []any:
+			for i, item := range v {
+				walk(item, fmt.Sprintf("%s/%d", at, i))
+			}
+		case map[string]any:
+			isArray := v["type"] == "array"
+			if types, ok := v["type"].([]any); ok {
+				isArray = slices.Contains(types, any("array"))
+			}
+			if _, ok := v["items"]; isArray && !ok {
+				t.Errorf("%s: an array schema without items", at)
+			}
+			for k, item := range v {
+				walk(item, at+"/"+k)
+			}
+		}
+	}
+	walk(doc, "")
 }

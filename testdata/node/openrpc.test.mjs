@@ -8,6 +8,11 @@ import {
   MethodCallValidator,
 } from '@open-rpc/schema-utils-js';
 
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import metaSchema from '@open-rpc/meta-schema';
+import jsonSchemaMeta from '@json-schema-tools/meta-schema';
+
 import { startServer, removeBuild, rpcFetch } from './server.mjs';
 
 let server;
@@ -69,6 +74,39 @@ test('validateOpenRPCDocument accepts the document', () => {
   assert.ok(doc, 'rpc.discover returned no result');
   const result = validateOpenRPCDocument(doc);
   assert.equal(result, true, result === true ? '' : result.message);
+});
+
+test('the document validates against the OpenRPC meta-schema with format checking on', () => {
+  assert.ok(doc, 'rpc.discover returned no result');
+  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: true });
+  addFormats(ajv);
+  // Both packages are CommonJS; their schemas sit on module.exports.
+  ajv.addSchema(structuredClone(jsonSchemaMeta.default ?? jsonSchemaMeta), 'https://meta.json-schema.tools');
+  const validate = ajv.compile(structuredClone(metaSchema.openrpcDocument));
+  assert.equal(validate(doc), true, JSON.stringify(validate.errors, null, 2));
+  for (const server of [...(doc.servers ?? []), ...doc.methods.flatMap((m) => m.servers ?? [])]) {
+    assert.doesNotThrow(() => new URL(server.url), `server url ${server.url}`);
+  }
+});
+
+test('every array schema has items, and every method takes its params by name', () => {
+  assert.ok(doc, 'rpc.discover returned no result');
+  const missing = [];
+  const walk = (v, at) => {
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => walk(item, `${at}/${i}`));
+      return;
+    }
+    if (v === null || typeof v !== 'object') return;
+    const types = Array.isArray(v.type) ? v.type : [v.type];
+    if (types.includes('array') && !('items' in v)) missing.push(at);
+    for (const [k, item] of Object.entries(v)) walk(item, `${at}/${k}`);
+  };
+  walk(doc, '');
+  assert.deepEqual(missing, []);
+  for (const m of doc.methods) {
+    assert.equal(m.paramStructure, 'by-name', m.name);
+  }
 });
 
 test('parseOpenRPCDocument dereferences it; the methods of API.md section 4 are all there', async () => {
