@@ -70,7 +70,7 @@ func errInvalidRequest(detail string) *rpcError {
 }
 
 func errMethodNotFound(method string) *rpcError {
-	return newError(jsonrpc2.CodeMethodNotFound, "Method not found", "MethodNotFound", "no method "+strconvQuote(method), "", http.StatusNotFound)
+	return newError(jsonrpc2.CodeMethodNotFound, "Method not found", "MethodNotFound", "no method "+strconvQuote(truncate(method, maxMethodName)), "", http.StatusNotFound)
 }
 
 func errInvalidParams(detail, field string) *rpcError {

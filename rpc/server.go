@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
@@ -51,6 +52,14 @@ type Config struct {
 	// RateLimit caps each merchant's calls per second (-32029 past it);
 	// 0 means no limit.
 	RateLimit float64
+	// WSMaxSockets caps the WebSocket connections that act for a merchant
+	// (0 means 4096); WSMaxAnonymous, the smaller pool of those that do
+	// not (0 means 1024), so that anonymous sockets cannot shut merchants
+	// out; WSMaxAnonymousPerAddr, those of one client address (0 means 32).
+	// Past a cap the upgrade is answered HTTP 429.
+	WSMaxSockets          int
+	WSMaxAnonymous        int
+	WSMaxAnonymousPerAddr int
 }
 
 // Observer is told of every JSON-RPC call, whatever the transport: its
@@ -90,8 +99,20 @@ func New(svc *session.Service, cfg Config, log zerolog.Logger) *Server {
 	if cfg.InflightWait == 0 {
 		cfg.InflightWait = 100 * time.Millisecond
 	}
+	if cfg.WSMaxSockets == 0 {
+		cfg.WSMaxSockets = wsMaxSockets
+	}
+	if cfg.WSMaxAnonymous == 0 {
+		cfg.WSMaxAnonymous = wsMaxAnonymous
+	}
+	if cfg.WSMaxAnonymousPerAddr == 0 {
+		cfg.WSMaxAnonymousPerAddr = wsMaxAnonymousAddr
+	}
 	s := &Server{svc: svc, cfg: cfg, log: log, hub: cfg.Hub, limits: newMerchantLimits(cfg.RateLimit)}
 	s.methods = s.methodTable()
+	for name, m := range s.wsMethodTable() {
+		s.methods[name] = m
+	}
 	return s
 }
 
@@ -156,12 +177,25 @@ func withCallInfo(next http.Handler) http.Handler {
 	})
 }
 
-// noteMethod records a called method for the access log: at most 10 per
-// request and 64 bytes each, since the names come from the client.
-func noteMethod(ctx context.Context, m string) {
-	if len(m) > 64 {
-		m = m[:64] + "…"
+// maxMethodName is how much of a method name errors and logs show: the
+// names come from the client.
+const maxMethodName = 64
+
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// noteMethod records a called method for the access log: at most 10 per
+// request, each truncated.
+func noteMethod(ctx context.Context, m string) {
+	m = truncate(m, maxMethodName)
 	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok && len(ci.methods) < 10 {
 		ci.methods = append(ci.methods, m)
 	}
@@ -270,44 +304,48 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c := s.newCaller(r)
-	body = bytes.TrimSpace(body)
-	if !json.Valid(body) {
-		writeJSON(w, http.StatusOK, &response{err: errParse("the body is not valid JSON").rpc})
+	if v := s.newCaller(r).exchange(r.Context(), body); v != nil {
+		writeJSON(w, http.StatusOK, v)
 		return
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// exchange runs one JSON-RPC message, a request or a batch, from a POST
+// /rpc body or a WebSocket frame, and returns what answers it: a
+// *response, a []*response, or nil when there is nothing to answer
+// (notifications only).
+func (c *caller) exchange(ctx context.Context, body []byte) any {
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		return &response{err: errParse("the body is not valid JSON").rpc}
+	}
 	if len(body) == 0 || body[0] != '[' {
-		if resp := c.handle(r.Context(), body); resp != nil {
-			writeJSON(w, http.StatusOK, resp)
-		} else {
-			w.WriteHeader(http.StatusNoContent)
+		if resp := c.handle(ctx, body); resp != nil {
+			return resp
 		}
-		return
+		return nil
 	}
 	var batch []json.RawMessage
 	if err := json.Unmarshal(body, &batch); err != nil {
-		writeJSON(w, http.StatusOK, &response{err: errParse("the body is not valid JSON").rpc})
-		return
+		return &response{err: errParse("the body is not valid JSON").rpc}
 	}
 	switch {
 	case len(batch) == 0:
-		writeJSON(w, http.StatusOK, &response{err: errInvalidRequest("empty batch").rpc})
-		return
-	case len(batch) > s.cfg.MaxBatch:
-		writeJSON(w, http.StatusOK, &response{err: errInvalidRequest("batch larger than the limit").rpc})
-		return
+		return &response{err: errInvalidRequest("empty batch").rpc}
+	case len(batch) > c.s.cfg.MaxBatch:
+		return &response{err: errInvalidRequest("batch larger than the limit").rpc}
 	}
 	resps := make([]*response, 0, len(batch))
 	for _, raw := range batch {
-		if resp := c.handle(r.Context(), raw); resp != nil {
+		if resp := c.handle(ctx, raw); resp != nil {
 			resps = append(resps, resp)
 		}
 	}
 	if len(resps) == 0 {
-		w.WriteHeader(http.StatusNoContent)
-		return
+		return nil
 	}
-	writeJSON(w, http.StatusOK, resps)
+	return resps
 }
 
 // handle runs one request object and returns its response, or nil for a
@@ -336,6 +374,9 @@ func (c *caller) handle(ctx context.Context, raw json.RawMessage) *response {
 	if hasID && !validID(id) {
 		return &response{err: errInvalidRequest("id must be a string, a number or null").rpc}
 	}
+	if hasID {
+		id = wellFormedID(id)
+	}
 	var v, name string
 	switch {
 	case json.Unmarshal(version, &v) != nil || v != "2.0":
@@ -356,6 +397,24 @@ func (c *caller) handle(ctx context.Context, raw json.RawMessage) *response {
 
 func isString(v json.RawMessage) bool { return len(v) > 0 && v[0] == '"' }
 
+// wellFormedID returns an id as sent, unless it is a string holding bytes
+// that are not UTF-8: JSON text must be UTF-8, so such an id is answered
+// with each bad byte replaced by U+FFFD, the way encoding/json reads it.
+func wellFormedID(id json.RawMessage) json.RawMessage {
+	if !isString(id) || utf8.Valid(id) {
+		return id
+	}
+	var s string
+	if json.Unmarshal(id, &s) != nil {
+		return nullID
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nullID
+	}
+	return b
+}
+
 func validID(id json.RawMessage) bool {
 	switch id[0] {
 	case '"', 'n':
@@ -366,13 +425,15 @@ func validID(id json.RawMessage) bool {
 	return false
 }
 
-// caller runs the calls of one HTTP request: it knows the client's address
-// and authenticates the bearer once for all entries of a batch.
+// caller runs the calls of one HTTP request or WebSocket message: it knows
+// the client's address and authenticates the bearer once for all entries
+// of a batch.
 type caller struct {
 	s      *Server
 	r      *http.Request
 	client session.Client
 	bearer string
+	ws     *wsConn // the socket the message came on; nil for HTTP
 
 	authed   bool
 	merchant *session.Merchant
@@ -427,8 +488,14 @@ func (c *caller) call(ctx context.Context, name string, params json.RawMessage) 
 		}
 	}()
 	m, ok := c.s.methods[name]
-	if !ok {
+	if !ok || (wsOnly(name) && c.ws == nil) {
 		return nil, errMethodNotFound(name)
+	}
+	if c.ws != nil {
+		if c.bearer == "" && !anonymousOK(name) {
+			return nil, c.fail(name, errSocketAnonymous)
+		}
+		ctx = context.WithValue(ctx, wsConnKey{}, c.ws)
 	}
 	params, ok = namedParams(params)
 	if !ok {
@@ -486,17 +553,19 @@ func (c *caller) fail(method string, err error) *rpcError {
 	return e
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	var b []byte
-	var err error
+// encodeJSON encodes a response, a batch of them, or any other value.
+func encodeJSON(v any) ([]byte, error) {
 	switch v := v.(type) {
 	case *response: // already compact JSON: skip json.Marshal's second pass over it
-		b, err = v.MarshalJSON()
+		return v.MarshalJSON()
 	case []*response:
-		b, err = marshalBatch(v)
-	default:
-		b, err = json.Marshal(v)
+		return marshalBatch(v)
 	}
+	return json.Marshal(v)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := encodeJSON(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error_name":"InternalError","error_message":"Internal error.","state":"APPLICATION_ERROR"}`)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
@@ -29,7 +30,9 @@ type wsFixture struct {
 	srv                    *httptest.Server
 }
 
-func newWSFixture(t *testing.T) *wsFixture {
+func newWSFixture(t *testing.T) *wsFixture { return newWSFixtureWith(t, Config{}) }
+
+func newWSFixtureWith(t *testing.T, cfg Config) *wsFixture {
 	t.Helper()
 	hub := NewHub()
 	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{OnSave: hub.Publish})
@@ -53,7 +56,8 @@ func newWSFixture(t *testing.T) *wsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(svc, Config{Hub: hub}, zerolog.Nop())
+	cfg.Hub = hub
+	s := New(svc, cfg, zerolog.Nop())
 	s.SetReady(true)
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
@@ -262,4 +266,270 @@ func asError(err error, e **jsonrpc2.Error) bool {
 	v, ok := err.(*jsonrpc2.Error)
 	*e = v
 	return ok
+}
+
+// rawSocket is a WebSocket client that sends and reads frames as they are.
+type rawSocket struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func (f *wsFixture) rawDial(t *testing.T, bearer string) *rawSocket {
+	t.Helper()
+	ws, err := f.rawDialFrom(t, "127.0.0.1", bearer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+// rawDialFrom connects from a local address of the loopback range, so that
+// one test can be several clients.
+func (f *wsFixture) rawDialFrom(t *testing.T, local, bearer string) (*rawSocket, error) {
+	t.Helper()
+	h := http.Header{}
+	if bearer != "" {
+		h.Set("Authorization", "Bearer "+bearer)
+	}
+	d := websocket.Dialer{NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}).DialContext}
+	ws, resp, err := d.Dial("ws"+strings.TrimPrefix(f.url, "http")+"/rpc/ws", h)
+	if err != nil {
+		if resp != nil {
+			return nil, &upgradeError{resp.StatusCode}
+		}
+		return nil, err
+	}
+	t.Cleanup(func() { ws.Close() })
+	return &rawSocket{t, ws}, nil
+}
+
+type upgradeError struct{ status int }
+
+func (e *upgradeError) Error() string { return "upgrade refused with HTTP " + itoa(e.status) }
+
+// roundTrip sends one frame and returns the next frame read.
+func (r *rawSocket) roundTrip(msg string) string {
+	r.t.Helper()
+	if err := r.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		r.t.Fatalf("write %s: %v", msg, err)
+	}
+	return r.read()
+}
+
+func (r *rawSocket) read() string {
+	r.t.Helper()
+	r.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := r.ws.ReadMessage()
+	if err != nil {
+		r.t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
+
+// TestWebSocketProtocol checks that frames get what POST /rpc bodies get
+// (API.md sections 1 and 10): ids echoed as sent, batches, parse errors
+// that leave the socket open, notifications unanswered.
+func TestWebSocketProtocol(t *testing.T) {
+	f := newWSFixture(t)
+	ws := f.rawDial(t, f.bearer)
+	state := `{"id":"` + f.id + `","state":0,"state_name":"STATE_CREATED","transaction_id":null,"error_code":null,"version":1}`
+	for _, c := range []struct{ name, send, want string }{
+		{"id -1", `{"jsonrpc":"2.0","id":-1,"method":"session.state","params":{"id":"` + f.id + `"}}`,
+			`{"jsonrpc":"2.0","id":-1,"result":` + state + `}`},
+		{"id null", `{"jsonrpc":"2.0","id":null,"method":"session.state","params":{"id":"` + f.id + `"}}`,
+			`{"jsonrpc":"2.0","id":null,"result":` + state + `}`},
+		{"id 1.5", `{"jsonrpc":"2.0","id":1.5,"method":"session.state","params":[{"id":"` + f.id + `"}]}`,
+			`{"jsonrpc":"2.0","id":1.5,"result":` + state + `}`},
+		{"id 18446744073709551616", `{"jsonrpc":"2.0","id":18446744073709551616,"method":"session.state","params":{"id":"` + f.id + `"}}`,
+			`{"jsonrpc":"2.0","id":18446744073709551616,"result":` + state + `}`},
+		{"id string", `{"jsonrpc":"2.0","id":"a","method":"session.state","params":{"id":"` + f.id + `"}}`,
+			`{"jsonrpc":"2.0","id":"a","result":` + state + `}`},
+		{"batch", `[{"jsonrpc":"2.0","id":1,"method":"session.state","params":{"id":"` + f.id + `"}},{"jsonrpc":"2.0","method":"session.state","params":{"id":"` + f.id + `"}},1]`,
+			`[{"jsonrpc":"2.0","id":1,"result":` + state + `},{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request","data":{"error_name":"InvalidRequest","error_message":"a request must be an object","state":"APPLICATION_ERROR"}}}]`},
+		{"not JSON", `{"jsonrpc":"2.0",`,
+			`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error","data":{"error_name":"ParseError","error_message":"the body is not valid JSON","state":"APPLICATION_ERROR"}}}`},
+		{"empty frame", ``,
+			`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error","data":{"error_name":"ParseError","error_message":"the body is not valid JSON","state":"APPLICATION_ERROR"}}}`},
+		{"empty batch", `[]`,
+			`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request","data":{"error_name":"InvalidRequest","error_message":"empty batch","state":"APPLICATION_ERROR"}}}`},
+		{"jsonrpc 1.0", `{"jsonrpc":"1.0","id":7,"method":"session.state","params":{"id":"` + f.id + `"}}`,
+			`{"jsonrpc":"2.0","id":7,"error":{"code":-32600,"message":"Invalid Request","data":{"error_name":"InvalidRequest","error_message":"jsonrpc must be exactly \"2.0\"","state":"APPLICATION_ERROR"}}}`},
+		{"params a scalar", `{"jsonrpc":"2.0","id":8,"method":"session.state","params":3}`,
+			`{"jsonrpc":"2.0","id":8,"error":{"code":-32602,"message":"Invalid params","data":{"error_name":"InvalidParams","error_message":"params must be an object, [] or [{…}]","state":"APPLICATION_ERROR","field":"params"}}}`},
+	} {
+		if got := ws.roundTrip(c.send); got != c.want {
+			t.Errorf("%s: got\n%s\nwant\n%s", c.name, got, c.want)
+		}
+	}
+
+	// A notification gets no answer: the next frame is the next request's.
+	ws.ws.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","method":"session.state","params":{"id":"`+f.id+`"}}`))
+	if got := ws.roundTrip(`{"jsonrpc":"2.0","id":9,"method":"session.state","params":{"id":"` + f.id + `"}}`); !strings.HasPrefix(got, `{"jsonrpc":"2.0","id":9,`) {
+		t.Errorf("after a notification: %s, want the answer to id 9", got)
+	}
+}
+
+// TestWebSocketEchoes sends what must not come back as sent (issue: an id
+// that is not UTF-8 was echoed byte for byte, a 1 MB method name in full):
+// every answer is valid JSON in valid UTF-8, and names are cut short.
+func TestWebSocketEchoes(t *testing.T) {
+	f := newWSFixture(t)
+	ws := f.rawDial(t, "")
+	got := ws.roundTrip("{\"jsonrpc\":\"2.0\",\"id\":\"a\xff\xfeb\",\"method\":\"rpc.discover\",\"params\":{\"x\":1}}")
+	if !utf8.ValidString(got) || !json.Valid([]byte(got)) {
+		t.Errorf("answer to an id that is not UTF-8 is not valid JSON: %q", got)
+	}
+	if want := `"id":"a\ufffd\ufffdb"`; !strings.Contains(got, `"id":"a`+"\uFFFD\uFFFD"+`b"`) {
+		t.Errorf("got %s, want the id with U+FFFD for each bad byte (%s)", got, want)
+	}
+
+	long := strings.Repeat("é", 300_000)
+	got = ws.roundTrip(`{"jsonrpc":"2.0","id":1,"method":"` + long + `"}`)
+	if len(got) > 1024 || !utf8.ValidString(got) || !strings.Contains(got, `"code":-32601`) {
+		t.Errorf("unknown long method: %d bytes, %.200s", len(got), got)
+	}
+
+	// Over HTTP the same holds.
+	resp, err := http.Post(f.url+"/rpc", "application/json", strings.NewReader("{\"jsonrpc\":\"2.0\",\"id\":\"\xc3\",\"method\":\"x"+long+"\"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	if b := buf.Bytes(); len(b) > 1024 || !utf8.Valid(b) || !json.Valid(b) {
+		t.Errorf("POST /rpc: %d bytes, valid UTF-8 %v, valid JSON %v: %.200q", len(b), utf8.Valid(b), json.Valid(b), b)
+	}
+}
+
+// TestWebSocketAuthenticate: a socket opened without a bearer serves only
+// client.*, rpc.discover and subscriptions until merchant.authenticate.
+func TestWebSocketAuthenticate(t *testing.T) {
+	f := newWSFixture(t)
+	ws := f.rawDial(t, "")
+	unauthorized := func(name, msg string) {
+		t.Helper()
+		got := ws.roundTrip(msg)
+		if !strings.Contains(got, `"code":-32001`) || !strings.Contains(got, `"error_name":"Unauthorized"`) {
+			t.Errorf("%s on an anonymous socket: %s, want -32001", name, got)
+		}
+	}
+	unauthorized("session.get", `{"jsonrpc":"2.0","id":1,"method":"session.get","params":{"id":"`+f.id+`"}}`)
+	unauthorized("session.subscribe", `{"jsonrpc":"2.0","id":1,"method":"session.subscribe","params":{"id":"`+f.id+`"}}`)
+	unauthorized("merchant.authorize", `{"jsonrpc":"2.0","id":1,"method":"merchant.authorize","params":{"public_key":"a","secret":"b"}}`)
+	unauthorized("a bad token", `{"jsonrpc":"2.0","id":1,"method":"merchant.authenticate","params":{"access_token":"nope"}}`)
+	if got := ws.roundTrip(`{"jsonrpc":"2.0","id":1,"method":"client.get","params":{"token":"` + f.token + `"}}`); !strings.Contains(got, `"result":{`) {
+		t.Errorf("client.get on an anonymous socket: %s", got)
+	}
+	if got := ws.roundTrip(`{"jsonrpc":"2.0","id":2,"method":"merchant.authenticate","params":[{"access_token":"` + f.bearer + `"}]}`); got != `{"jsonrpc":"2.0","id":2,"result":true}` {
+		t.Fatalf("merchant.authenticate: %s", got)
+	}
+	if got := ws.roundTrip(`{"jsonrpc":"2.0","id":3,"method":"session.get","params":{"id":"` + f.id + `"}}`); !strings.Contains(got, `"result":{"id":"`+f.id+`"`) {
+		t.Errorf("session.get after merchant.authenticate: %s", got)
+	}
+	got := ws.roundTrip(`{"jsonrpc":"2.0","id":4,"method":"session.subscribe","params":{"id":"` + f.id + `"}}`)
+	if got != `{"jsonrpc":"2.0","id":4,"result":{"subscription":"sub_1"}}` {
+		t.Fatalf("session.subscribe after merchant.authenticate: %s", got)
+	}
+	f.move(t, 1)
+	if got := ws.read(); got != `{"jsonrpc":"2.0","method":"session.changed","params":{"subscription":"sub_1","session_id":"`+f.id+`","state":1,"state_name":"STATE_AUTHENTICATION_STARTED","version":2,"error_code":null}}` {
+		t.Errorf("notification: %s", got)
+	}
+
+	// The socket-only methods are unknown on POST /rpc.
+	resp, err := http.Post(f.url+"/rpc", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"merchant.authenticate","params":{"access_token":"`+f.bearer+`"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct{ Error *jsonrpc2.Error }
+	json.NewDecoder(resp.Body).Decode(&r)
+	if r.Error == nil || r.Error.Code != jsonrpc2.CodeMethodNotFound {
+		t.Errorf("merchant.authenticate over HTTP: %+v, want -32601", r.Error)
+	}
+}
+
+// TestWebSocketAnonymousCaps fills the anonymous pool (the attack: 4096
+// anonymous sockets shut every merchant out): merchants still get in, an
+// address cannot take the whole pool, and a socket that authenticates
+// gives its anonymous slot back.
+func TestWebSocketAnonymousCaps(t *testing.T) {
+	f := newWSFixtureWith(t, Config{WSMaxSockets: 2, WSMaxAnonymous: 3, WSMaxAnonymousPerAddr: 2})
+	refused := func(local, bearer string) {
+		t.Helper()
+		_, err := f.rawDialFrom(t, local, bearer)
+		var ue *upgradeError
+		if !errors.As(err, &ue) || ue.status != http.StatusTooManyRequests {
+			t.Errorf("socket from %s (bearer %v): %v, want HTTP 429", local, bearer != "", err)
+		}
+	}
+	open := func(local, bearer string) *rawSocket {
+		t.Helper()
+		ws, err := f.rawDialFrom(t, local, bearer)
+		if err != nil {
+			t.Fatalf("socket from %s (bearer %v): %v", local, bearer != "", err)
+		}
+		return ws
+	}
+	a1 := open("127.0.0.1", "")
+	open("127.0.0.1", "")
+	refused("127.0.0.1", "") // the address's share
+	open("127.0.0.2", "")
+	refused("127.0.0.3", "") // the whole anonymous pool
+
+	m := open("127.0.0.3", f.bearer) // merchants still get in
+	if got := m.roundTrip(`{"jsonrpc":"2.0","id":1,"method":"session.state","params":{"id":"` + f.id + `"}}`); !strings.Contains(got, `"result"`) {
+		t.Errorf("merchant socket: %s", got)
+	}
+
+	// Authenticating moves a socket to the merchants' pool (one place left).
+	if got := a1.roundTrip(`{"jsonrpc":"2.0","id":1,"method":"merchant.authenticate","params":{"access_token":"` + f.bearer + `"}}`); got != `{"jsonrpc":"2.0","id":1,"result":true}` {
+		t.Fatalf("merchant.authenticate: %s", got)
+	}
+	open("127.0.0.3", "")
+	refused("127.0.0.4", "")
+	refused("127.0.0.4", f.bearer) // the merchants' pool is full too
+
+	// A closed socket gives its slot back.
+	m.ws.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ws, err := f.rawDialFrom(t, "127.0.0.4", f.bearer)
+		if err == nil {
+			ws.ws.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no merchant slot after a merchant socket closed: %v", err)
+		}
+	}
+}
+
+// callLog is an Observer that records the methods called.
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (o *callLog) ObserveCall(method string, code int64, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, method+" "+itoa(int(code)))
+}
+
+// TestWebSocketMethodsObserved: the socket's own methods run through the
+// method table, so metrics see them as they see every other call.
+func TestWebSocketMethodsObserved(t *testing.T) {
+	obs := &callLog{}
+	f := newWSFixtureWith(t, Config{Observer: obs})
+	ws := f.rawDial(t, "")
+	ws.roundTrip(`{"jsonrpc":"2.0","id":1,"method":"client.subscribe","params":{"token":"` + f.token + `"}}`)
+	ws.roundTrip(`{"jsonrpc":"2.0","id":2,"method":"session.unsubscribe","params":{"subscription":"sub_9"}}`)
+	ws.roundTrip(`{"jsonrpc":"2.0","id":3,"method":"merchant.authenticate","params":{"access_token":"` + f.bearer + `"}}`)
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	want := []string{"client.subscribe 0", "session.unsubscribe -32004", "merchant.authenticate 0"}
+	if strings.Join(obs.calls, ",") != strings.Join(want, ",") {
+		t.Errorf("observed %q, want %q", obs.calls, want)
+	}
 }
