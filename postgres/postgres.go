@@ -15,7 +15,9 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,6 +42,10 @@ var migrationFiles embed.FS
 // migrates ("sessiond" in ASCII).
 const migrationLock = 0x73657373696f6e64
 
+// feedStartTimeout bounds how long Open waits for the change feed's
+// connection to listen.
+const feedStartTimeout = 10 * time.Second
+
 // ErrSchemaTooNew is returned by Open for a database migrated by a newer
 // sessiond than this one.
 var ErrSchemaTooNew = errors.New("postgres: the database's schema is newer than this sessiond")
@@ -55,6 +61,13 @@ type Options struct {
 	// MaxConns caps the pool's connections, unless the URL sets
 	// pool_max_conns; 0 means 32.
 	MaxConns int32
+	// Publish, if set, is handed every change saved to the database by any
+	// replica, in commit order, with local true for this DB's own. It runs
+	// on the one goroutine that reads the feed and must not block.
+	Publish func(c *session.Change, local bool)
+	// OnError is told of failures of the background work (the feed's
+	// connection); nil discards them.
+	OnError func(error)
 }
 
 // DB is sessiond's PostgreSQL database. Open it with Open; call Close when
@@ -62,6 +75,9 @@ type Options struct {
 type DB struct {
 	pool    *pgxpool.Pool
 	decoded sessionCache
+	origin  string // this DB's name in the change feed
+	feed    *listener
+	stop    context.CancelFunc
 }
 
 // Open connects to the database at url, applies the migrations it lacks
@@ -87,11 +103,45 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool}, nil
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: origin: %w", err)
+	}
+	db := &DB{pool: pool, origin: hex.EncodeToString(b), stop: func() {}}
+	if opts.Publish != nil {
+		onError := opts.OnError
+		if onError == nil {
+			onError = func(error) {}
+		}
+		db.feed = &listener{
+			db: db, cfg: cfg.ConnConfig.Copy(), publish: opts.Publish, onError: onError,
+			seen: map[int64]time.Time{}, ready: make(chan struct{}), done: make(chan struct{}),
+		}
+		var feedCtx context.Context
+		feedCtx, db.stop = context.WithCancel(context.Background())
+		go db.feed.run(feedCtx)
+		// Changes saved after Open returns must reach Publish: wait until
+		// the feed listens.
+		select {
+		case <-db.feed.ready:
+		case <-ctx.Done():
+			db.Close()
+			return nil, fmt.Errorf("postgres: start the change feed: %w", ctx.Err())
+		case <-time.After(feedStartTimeout):
+			db.Close()
+			return nil, fmt.Errorf("postgres: the change feed did not start listening within %v", feedStartTimeout)
+		}
+	}
+	return db, nil
 }
 
-// Close closes the pool's connections.
+// Close stops the feed and closes the pool's connections.
 func (db *DB) Close() error {
+	db.stop()
+	if db.feed != nil {
+		<-db.feed.done
+	}
 	db.pool.Close()
 	return nil
 }

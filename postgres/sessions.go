@@ -70,7 +70,7 @@ func (db *DB) Save(ctx context.Context, c *session.Change) error {
 	if err != nil {
 		return err
 	}
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return e.apply(ctx, tx) })
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return e.apply(ctx, tx, db.origin) })
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (db *DB) SaveAll(ctx context.Context, cs []*session.Change) error {
 	}
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		for _, e := range es {
-			if err := e.apply(ctx, tx); err != nil {
+			if err := e.apply(ctx, tx, ""); err != nil {
 				return fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
 			}
 		}
@@ -137,8 +137,9 @@ func encodeChange(c *session.Change) (*encodedChange, error) {
 
 // apply writes the change in tx: the versioned session write first, whose
 // refusal ends the transaction before anything else is written, then the
-// transaction and the deliveries in one round trip.
-func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx) error {
+// transaction, the deliveries and, unless origin is "" (bulk loads), the
+// change feed's row and notification, in one round trip.
+func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx, origin string) error {
 	if s := e.c.Session; s != nil {
 		var expires any
 		if !s.State.Final() {
@@ -182,6 +183,13 @@ func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx) error {
 		b.Queue(`INSERT INTO deliveries (webhook_id, session_id, next_attempt, created, data) VALUES ($1, $2, $3, $4, $5)`,
 			d.WebhookID, d.SessionID, nextAttempt(d), d.Created, e.deliveries[i])
 	}
+	if origin != "" {
+		data, err := e.feedData()
+		if err != nil {
+			return err
+		}
+		queueFeed(b, origin, data)
+	}
 	if b.Len() == 0 {
 		return nil
 	}
@@ -200,6 +208,11 @@ func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx) error {
 	for _, d := range e.c.Deliveries {
 		if _, err := res.Exec(); err != nil {
 			return fmt.Errorf("postgres: insert delivery %s: %w", d.WebhookID, err)
+		}
+	}
+	if origin != "" {
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("postgres: log change: %w", err)
 		}
 	}
 	return res.Close()

@@ -1,0 +1,154 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/postgres/pgtest"
+	"github.com/sessiond/sessiond/session"
+)
+
+// feedLog collects what a DB's feed publishes.
+type feedLog struct {
+	mu      sync.Mutex
+	changes []*session.Change
+	local   []bool
+	errs    []error
+}
+
+func (f *feedLog) publish(c *session.Change, local bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changes = append(f.changes, c)
+	f.local = append(f.local, local)
+}
+
+func (f *feedLog) onError(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.errs = append(f.errs, err)
+}
+
+// versions returns the versions of the session published so far, in order.
+func (f *feedLog) versions(id string) []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var vs []int
+	for _, c := range f.changes {
+		if c.Session != nil && c.Session.ID == id {
+			vs = append(vs, c.Session.Version)
+		}
+	}
+	return vs
+}
+
+// waitFor polls cond until it holds or 10s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising
+	}
+}
+
+func openReplica(t *testing.T, url string, f *feedLog) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), url, Options{Publish: f.publish, OnError: f.onError})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func seq(n int) []int {
+	vs := make([]int, n)
+	for i := range vs {
+		vs[i] = i + 1
+	}
+	return vs
+}
+
+// TestFeedAcrossReplicas: changes saved on either of two DBs on one
+// database reach both feeds, in version order, marked local only on the
+// DB that saved them; a change too large for a notification arrives too.
+func TestFeedAcrossReplicas(t *testing.T) {
+	url := pgtest.URL(t)
+	var fa, fb feedLog
+	a, b := openReplica(t, url, &fa), openReplica(t, url, &fb)
+	ctx := context.Background()
+	for v := 1; v <= 6; v++ {
+		db := a
+		if v%2 == 0 {
+			db = b
+		}
+		s := newSession("s1", v)
+		if v == 5 {
+			s.Params.BrandName = strings.Repeat("x", 3*maxPayload)
+		}
+		if err := db.Save(ctx, &session.Change{Session: s, Moved: v > 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, f := range map[string]*feedLog{"A": &fa, "B": &fb} {
+		waitFor(t, name+"'s feed", func() bool { return len(f.versions("s1")) == 6 })
+		if got := fmt.Sprint(f.versions("s1")); got != fmt.Sprint(seq(6)) {
+			t.Errorf("%s saw versions %s, want 1..6 in order", name, got)
+		}
+	}
+	for i, local := range fa.local {
+		if want := fa.changes[i].Session.Version%2 == 1; local != want {
+			t.Errorf("A: version %d local = %v, want %v", fa.changes[i].Session.Version, local, want)
+		}
+	}
+	if got := fa.changes[4].Session.Params.BrandName; len(got) != 3*maxPayload {
+		t.Errorf("the large change arrived with a brand name of %d bytes", len(got))
+	}
+	if !fa.changes[1].Moved || fa.changes[0].Moved {
+		t.Error("Moved not carried by the feed")
+	}
+}
+
+// TestFeedCatchesUpAfterReconnect kills the listening connection of A
+// again and again while B saves a stream of versions: A still sees every
+// version once, in order.
+func TestFeedCatchesUpAfterReconnect(t *testing.T) {
+	url := pgtest.URL(t)
+	var fa, fb feedLog
+	a, b := openReplica(t, url, &fa), openReplica(t, url, &fb)
+	ctx := context.Background()
+	const n = 300
+	kills, killed := 0, uint32(0)
+	for v := 1; v <= n; v++ {
+		if err := b.Save(ctx, &session.Change{Session: newSession("s1", v)}); err != nil {
+			t.Fatal(err)
+		}
+		if v%50 == 25 {
+			// Kill a listening connection, not one already dead: wait for
+			// the reconnect after the previous kill.
+			waitFor(t, "A to listen again", func() bool { return a.feed.pid.Load() != killed })
+			killed = a.feed.pid.Load()
+			var ok bool
+			if err := b.pool.QueryRow(ctx, "SELECT pg_terminate_backend($1)", killed).Scan(&ok); err != nil || !ok {
+				t.Fatalf("terminate A's listener: %v, %v", ok, err)
+			}
+			kills++
+		}
+	}
+	waitFor(t, "A's feed to catch up", func() bool { return len(fa.versions("s1")) >= n })
+	if got := fmt.Sprint(fa.versions("s1")); got != fmt.Sprint(seq(n)) {
+		t.Errorf("A saw %d versions %s, want 1..%d once each in order", len(fa.versions("s1")), got, n)
+	}
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	if len(fa.errs) < kills {
+		t.Errorf("%d reconnects reported, want at least %d", len(fa.errs), kills)
+	}
+}
