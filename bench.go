@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,30 +10,45 @@ import (
 	"github.com/sessiond/sessiond/bench"
 )
 
-func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	var cfg bench.Config
-	var params string
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "server base `URL`")
-	fs.StringVar(&cfg.Method, "method", bench.DefaultMethod, "JSON-RPC `method` to load")
-	fs.StringVar(&params, "params", "", "params `JSON` of each request, for methods that need no setup")
-	fs.IntVar(&cfg.Concurrency, "c", bench.DefaultConcurrency, "concurrent keep-alive connections")
-	fs.DurationVar(&cfg.Duration, "d", bench.DefaultDuration, "how long to measure")
-	fs.StringVar(&cfg.Merchant, "merchant", "", "merchant `PUBLIC_KEY:SECRET` to authorize with")
-	fs.BoolVar(&cfg.Baseline, "baseline", false, "also run the same load against a minimal in-process JSON-RPC handler and print the ratio")
-	fs.IntVar(&cfg.Setup, "setup", bench.DefaultSetup, "sessions to create first for session.get, session.state, client.transition")
-	if _, err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	if params != "" {
-		if !json.Valid([]byte(params)) {
-			return usageError{"bench: --params is not valid JSON"}
+var benchCmd = &command{
+	name:    "bench",
+	summary: "load-test a running server: requests/s and p50/p90/p99/max latency",
+	args:    "[flags]",
+	long: `Keeps -c keep-alive connections busy with one method for -d. Methods that need
+sessions (session.get, session.state, client.transition) get --setup of them
+first, not measured. --baseline runs the same load against a minimal
+in-process JSON-RPC handler, the ceiling on this machine, and prints ratios.`,
+	setup: func(f *flagSet) func(*cmdEnv, []string) error {
+		cfg := bench.Config{
+			URL: "http://127.0.0.1:8080", Method: bench.DefaultMethod, Concurrency: bench.DefaultConcurrency,
+			Duration: bench.DefaultDuration, Setup: bench.DefaultSetup,
 		}
-		cfg.Params = json.RawMessage(params)
-	}
-	cfg.Progress = stderr
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	_, err := bench.Run(ctx, cfg, stdout)
-	return err
+		var params string
+		f.group("Target")
+		f.String(&cfg.URL, "url", "URL", "server base URL")
+		f.String(&cfg.Merchant, "merchant", "PUBLIC_KEY:SECRET", "merchant to authorize with")
+		f.group("Load")
+		f.String(&cfg.Method, "method", "METHOD", "JSON-RPC method to load")
+		f.String(&params, "params", "JSON", "params of each request, for methods that need no setup")
+		f.Int(&cfg.Concurrency, "c", "N", "concurrent keep-alive connections")
+		f.Duration(&cfg.Duration, "d", "how long to measure")
+		f.Int(&cfg.Setup, "setup", "N", "sessions to create first for session.get, session.state, client.transition")
+		f.Bool(&cfg.Baseline, "baseline", "also run the same load against a minimal in-process JSON-RPC handler and print the ratio")
+		return func(env *cmdEnv, pos []string) error {
+			if len(pos) > 0 {
+				return usagef("sessiond bench: takes flags only, not %q", pos[0])
+			}
+			if params != "" {
+				if !json.Valid([]byte(params)) {
+					return usagef("sessiond bench: --params is not valid JSON; want an object such as '{}'")
+				}
+				cfg.Params = json.RawMessage(params)
+			}
+			cfg.Progress = env.stderr
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			_, err := bench.Run(ctx, cfg, env.stdout)
+			return err
+		}
+	},
 }

@@ -8,77 +8,56 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 )
 
-const usage = `sessiond serves payment sessions over JSON-RPC 2.0 (Brite's merchant API).
+// root is `sessiond` itself; its subcommands are the commands.
+var root = &command{
+	name:    "sessiond",
+	summary: "payment sessions over JSON-RPC 2.0 (Brite's merchant API), in one bbolt file",
+	args:    "COMMAND [flags]",
+}
 
-Usage:
-  sessiond serve    [flags]                       run the server
-  sessiond merchant add NAME [--db PATH]          make a merchant; prints its credentials once
-  sessiond merchant list [--db PATH]              list merchants
-  sessiond call [--url URL] [--token T] METHOD [PARAMS_JSON]
-                                                  make one JSON-RPC call and print the result
-  sessiond bench [--url URL] [--method M] [-c 64] [-d 10s] [--merchant PK:SECRET] [--baseline]
-                                                  load-test a running server: req/s, p50/p90/p99/max
-  sessiond seed [--db PATH] [--sessions N] [--due N] [--merchant PK:SECRET]
-                                                  store N deposit sessions at once, for scale tests
-  sessiond version                                print the version
+func init() {
+	root.sub = []*command{serveCmd, merchantCmd, callCmd, benchCmd, seedCmd, versionCmd, helpCmd}
+}
 
-Run "sessiond COMMAND --help" for a command's flags. Every flag also reads
-SESSIOND_<FLAG> from the environment (SESSIOND_ADDR, SESSIOND_DB, ...).
-`
+var helpCmd = &command{
+	name:    "help",
+	summary: "show the help of sessiond or of a command",
+	args:    "[COMMAND [SUBCOMMAND]]",
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the command line args and returns the exit code: 0 done,
+// 1 failed, 2 called wrongly.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
+	env := &cmdEnv{stdout: stdout, stderr: stderr}
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		err = serve(rest, stderr)
-	case "merchant":
-		err = merchant(rest, stdout, stderr)
-	case "call":
-		err = call(rest, stdout, stderr)
-	case "bench":
-		err = runBench(rest, stdout, stderr)
-	case "seed":
-		err = seed(rest, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "sessiond", versionString())
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "sessiond: unknown command %q\n\n%s", cmd, usage)
+	switch {
+	case len(args) == 0:
+		writeHelp(stderr, "sessiond", root, nil)
 		return 2
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		err = helpFor(env, "sessiond", root, args[1:])
+	case args[0] == "--version":
+		err = runCommand(env, "sessiond version", versionCmd, args[1:])
+	default:
+		err = runCommand(env, "sessiond", root, args)
 	}
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil:
 		return 0
-	case errors.As(err, new(reportedError)):
-		return 2
 	case errors.As(err, new(usageError)):
-		fmt.Fprintln(stderr, "sessiond:", err)
+		fmt.Fprintln(stderr, err)
 		return 2
-	case err != nil:
+	default:
 		fmt.Fprintln(stderr, "sessiond:", err)
 		return 1
 	}
-	return 0
 }
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-// reportedError is a usage error already printed with the usage.
-type reportedError struct{ error }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,8 +58,14 @@ type syncBuffer struct {
 // until it logs that it listens.
 func startServer(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv is startServer with env added to the environment.
+func startServerEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=1"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -368,23 +375,25 @@ func TestMerchantAddAndCall(t *testing.T) {
 	}
 }
 
-func TestUsage(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		code int
-		want string
-	}{
-		{nil, 2, "Usage"},
-		{[]string{"bogus"}, 2, "unknown command"},
-		{[]string{"serve", "--help"}, 0, "-session-ttl"},
-		{[]string{"serve", "--log-format", "xml"}, 2, "log-format"},
-		{[]string{"version"}, 0, "sessiond"},
-	} {
-		var out, errOut bytes.Buffer
-		code := run(tt.args, &out, &errOut)
-		if code != tt.code || !strings.Contains(out.String()+errOut.String(), tt.want) {
-			t.Errorf("run(%q) = %d, %q; want %d and %q", tt.args, code, out.String()+errOut.String(), tt.code, tt.want)
-		}
+// TestMerchantFromEnv: SESSIOND_MERCHANT and SESSIOND_MERCHANTS (both
+// comma-separated) make merchants, as --merchant does.
+func TestMerchantFromEnv(t *testing.T) {
+	p := startServerEnv(t, []string{"SESSIOND_MERCHANT=pk_env1:sk_env1,pk_env2:sk_env2", "SESSIOND_MERCHANTS=pk_env3:sk_env3"},
+		"--db", filepath.Join(t.TempDir(), "sessiond.db"))
+	for _, pk := range []string{"pk_env1", "pk_env2", "pk_env3"} {
+		authorize(t, p.url, pk, "sk_"+pk[3:])
+	}
+}
+
+// TestVersion: the version names the Go toolchain, and the module version
+// from the build info.
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "sessiond ") || !strings.Contains(string(out), runtime.Version()) || strings.Contains(string(out), "dev\n") {
+		t.Errorf("version printed %q, want sessiond, the module version and %s", out, runtime.Version())
 	}
 }
 

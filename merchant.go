@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"text/tabwriter"
 	"time"
 
@@ -13,61 +11,83 @@ import (
 	"github.com/sessiond/sessiond/store"
 )
 
-func merchant(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"merchant: want add NAME or list"}
+var merchantCmd = &command{
+	name:    "merchant",
+	summary: "add, list and show merchants",
+	args:    "COMMAND [flags]",
+	sub: []*command{
+		{
+			name:    "add",
+			summary: "make a merchant; prints its credentials once",
+			args:    "NAME [flags]",
+			setup: func(f *flagSet) func(*cmdEnv, []string) error {
+				dbPath := dbFlag(f)
+				return func(env *cmdEnv, pos []string) error {
+					if len(pos) != 1 {
+						return usagef("sessiond merchant add: want exactly one NAME, such as: sessiond merchant add shop")
+					}
+					return withStore(dbPath, func(svc *session.Service) error {
+						_, cr, err := svc.AddMerchant(context.Background(), pos[0], session.Credentials{})
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(env.stdout, "merchant_id      %s\npublic_key       %s\nsecret           %s\ncallback_secret  %s\n",
+							cr.MerchantID, cr.PublicKey, cr.Secret, cr.CallbackSecret)
+						fmt.Fprintln(env.stderr, "The secret is shown only now; it is stored hashed.")
+						return nil
+					})
+				}
+			},
+		},
+		{
+			name:    "list",
+			summary: "list merchants",
+			args:    "[flags]",
+			setup: func(f *flagSet) func(*cmdEnv, []string) error {
+				dbPath := dbFlag(f)
+				return func(env *cmdEnv, pos []string) error {
+					if len(pos) != 0 {
+						return usagef("sessiond merchant list: takes no arguments")
+					}
+					return withStore(dbPath, func(svc *session.Service) error {
+						ms, err := svc.Merchants(context.Background())
+						if err != nil {
+							return err
+						}
+						tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "MERCHANT_ID\tNAME\tPUBLIC_KEY\tCREATED")
+						for _, m := range ms {
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, m.Name, m.PublicKey, m.Created.UTC().Format(time.RFC3339))
+						}
+						return tw.Flush()
+					})
+				}
+			},
+		},
+	},
+}
+
+// dbFlag defines --db on f.
+func dbFlag(f *flagSet) *string {
+	p := new(string)
+	*p = "./sessiond.db"
+	f.String(p, "db", "FILE", "data file")
+	return p
+}
+
+// withStore opens the stopped data file at *path, runs fn on a service
+// over it, and closes it.
+func withStore(path *string, fn func(*session.Service) error) error {
+	db, err := store.Open(*path, store.Options{LockTimeout: time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%s is in use by a running server; stop it first", *path)
 	}
-	fs := flag.NewFlagSet("merchant "+args[0], flag.ContinueOnError)
-	dbPath := fs.String("db", "./sessiond.db", "database `file`")
-	pos, err := parseFlags(fs, args[1:], stderr)
 	if err != nil {
 		return err
 	}
-	open := func() (*store.DB, error) {
-		db, err := store.Open(*dbPath, store.Options{LockTimeout: time.Second})
-		if errors.Is(err, store.ErrLocked) {
-			return nil, fmt.Errorf("%s is in use by a running server; stop it first", *dbPath)
-		}
-		return db, err
+	defer db.Close()
+	if err := fn(session.NewService(db)); err != nil {
+		return err
 	}
-	ctx := context.Background()
-	switch args[0] {
-	case "add":
-		if len(pos) != 1 {
-			return usageError{"merchant add: want exactly one NAME"}
-		}
-		db, err := open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		_, cr, err := session.NewService(db).AddMerchant(ctx, pos[0], session.Credentials{})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "merchant_id      %s\npublic_key       %s\nsecret           %s\ncallback_secret  %s\n",
-			cr.MerchantID, cr.PublicKey, cr.Secret, cr.CallbackSecret)
-		fmt.Fprintln(stderr, "The secret is shown only now; it is stored hashed.")
-		return db.Close()
-	case "list":
-		if len(pos) != 0 {
-			return usageError{"merchant list takes no arguments"}
-		}
-		db, err := open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		ms, err := session.NewService(db).Merchants(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "MERCHANT_ID\tNAME\tPUBLIC_KEY\tCREATED")
-		for _, m := range ms {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, m.Name, m.PublicKey, m.Created.UTC().Format(time.RFC3339))
-		}
-		return tw.Flush()
-	}
-	return usageError{fmt.Sprintf("merchant: unknown subcommand %q (want add or list)", args[0])}
+	return db.Close()
 }

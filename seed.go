@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -14,23 +12,35 @@ import (
 	"github.com/sessiond/sessiond/store"
 )
 
-func seed(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
-	dbPath := fs.String("db", "./sessiond.db", "database `file`")
-	n := fs.Int("sessions", 1_000_000, "deposit sessions to store")
-	due := fs.Int("due", 0, "how many of them are already past their deadline")
-	merchantSpec := fs.String("merchant", "pk_seed:sk_seed", "`PUBLIC_KEY:SECRET` of the merchant that owns them (created if missing)")
-	prefix := fs.String("prefix", "seed-", "merchant_reference prefix; the i-th session gets PREFIXi")
-	if _, err := parseFlags(fs, args, stderr); err != nil {
-		return err
+var seedCmd = &command{
+	name:    "seed",
+	summary: "store many deposit sessions at once in a stopped data file, for scale tests",
+	args:    "[flags]",
+	setup: func(f *flagSet) func(*cmdEnv, []string) error {
+		dbPath, n, due, merchantSpec, prefix := "./sessiond.db", 1_000_000, 0, "pk_seed:sk_seed", "seed-"
+		f.String(&dbPath, "db", "FILE", "data file")
+		f.Int(&n, "sessions", "N", "deposit sessions to store")
+		f.Int(&due, "due", "N", "how many of them are already past their deadline")
+		f.String(&merchantSpec, "merchant", "PUBLIC_KEY:SECRET", "merchant that owns them (created if missing)")
+		f.String(&prefix, "prefix", "PREFIX", "merchant_reference prefix; the i-th session gets PREFIXi")
+		return func(env *cmdEnv, pos []string) error {
+			if len(pos) > 0 {
+				return usagef("sessiond seed: takes flags only, not %q", pos[0])
+			}
+			return seed(env, dbPath, n, due, merchantSpec, prefix)
+		}
+	},
+}
+
+func seed(env *cmdEnv, dbPath string, n, due int, merchantSpec, prefix string) error {
+	stdout, stderr := env.stdout, env.stderr
+	pk, secret, ok := strings.Cut(merchantSpec, ":")
+	if !ok || n < 1 || due > n {
+		return usagef("sessiond seed: want --merchant PUBLIC_KEY:SECRET, --sessions ≥ 1 and --due ≤ --sessions")
 	}
-	pk, secret, ok := strings.Cut(*merchantSpec, ":")
-	if !ok || *n < 1 || *due < 0 || *due > *n {
-		return usageError{"seed: want --merchant PUBLIC_KEY:SECRET, --sessions ≥ 1 and 0 ≤ --due ≤ --sessions"}
-	}
-	db, err := store.Open(*dbPath, store.Options{LockTimeout: time.Second})
+	db, err := store.Open(dbPath, store.Options{LockTimeout: time.Second})
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("%s is in use by a running server; stop it first", *dbPath)
+		return fmt.Errorf("%s is in use by a running server; stop it first", dbPath)
 	}
 	if err != nil {
 		return err
@@ -43,8 +53,8 @@ func seed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	err = svc.Seed(ctx, m, *n, *due, 10_000, *prefix, func(done int) {
-		fmt.Fprintf(stderr, "\rseed: %d/%d sessions (%.0f/s)", done, *n, float64(done)/time.Since(start).Seconds())
+	err = svc.Seed(ctx, m, n, due, 10_000, prefix, func(done int) {
+		fmt.Fprintf(stderr, "\rseed: %d/%d sessions (%.0f/s)", done, n, float64(done)/time.Since(start).Seconds())
 	})
 	fmt.Fprintln(stderr)
 	if err != nil {
@@ -53,11 +63,11 @@ func seed(args []string, stdout, stderr io.Writer) error {
 	if err := db.Close(); err != nil {
 		return err
 	}
-	info, err := os.Stat(*dbPath)
+	info, err := os.Stat(dbPath)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "stored %d sessions (%d past their deadline) for merchant %s in %s; %s is %d bytes\n",
-		*n, *due, pk, time.Since(start).Round(time.Millisecond), *dbPath, info.Size())
+		n, due, pk, time.Since(start).Round(time.Millisecond), dbPath, info.Size())
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,46 +16,76 @@ import (
 	"github.com/sessiond/sessiond/session"
 )
 
-// serveFlags binds the flags of `sessiond serve` to c, whose values are
-// the defaults shown. The log flags are not part of server.Config.
-func serveFlags(c *server.Config, logFormat, logLevel *string) *flag.FlagSet {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "listen `address` (port 0 picks a free port)")
-	fs.StringVar(&c.DB, "db", c.DB, "database `file` (created if missing)")
-	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base `URL` of the hosted page in create results (default http://ADDR)")
-	fs.Var((*merchantsFlag)(&c.Merchants), "merchant", "merchant `PUBLIC_KEY:SECRET[:WHSEC]` to create or update (repeatable; env comma-separated)")
-	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a session lives after it is created")
-	fs.DurationVar(&c.SessionWarning, "session-warning", c.SessionWarning, "how long before expiry the hosted page warns")
-	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", c.ExpiryInterval, "how often expired sessions are swept")
-	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of access tokens (refresh tokens: 1h more)")
-	fs.Var((*byteSize)(&c.MaxBody), "max-body", "largest request `size` (e.g. 1MiB, 512KiB)")
-	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most entries in a JSON-RPC batch")
-	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "most requests served at once; past it a request waits 100ms, then gets -32029 (0: no cap)")
-	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "most calls per second per merchant, -32029 past it (0: off)")
-	fs.Var((*durationList)(&c.CallbackRetry), "callback-retry", "`offsets` from a callback's first attempt at which failures are retried (comma-separated)")
-	fs.DurationVar(&c.CallbackTimeout, "callback-timeout", c.CallbackTimeout, "how long a callback receiver has to answer 2xx")
-	fs.StringVar(&c.CallbackUserAgent, "callback-user-agent", c.CallbackUserAgent, "User-Agent of callbacks")
-	fs.BoolVar(&c.CallbackAllowPrivate, "callback-allow-private", c.CallbackAllowPrivate, "let callbacks reach loopback, private, link-local and CGNAT addresses (test harnesses)")
-	fs.BoolVar(&c.Sandbox, "sandbox", c.Sandbox, "sandbox mode: magic merchant references drive sessions, transactions settle, sandbox.* methods")
-	fs.DurationVar(&c.SandboxDelay, "sandbox-delay", c.SandboxDelay, "time between the sandbox's steps")
-	fs.StringVar(logFormat, "log-format", *logFormat, "log format: json or console")
-	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve Go's pprof profiles on this `address` (keep it private; off by default)")
-	fs.StringVar(logLevel, "log-level", *logLevel, "log level: debug, info, warn, error")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for in-flight requests")
-	fs.DurationVar(&c.LockTimeout, "lock-timeout", c.LockTimeout, "how long to wait for a database locked by another process")
-	return fs
+var serveCmd = &command{
+	name:    "serve",
+	summary: "run the server",
+	args:    "[flags]",
+	long: `Binds --addr first, then opens --db (created if missing). Without --merchant,
+an empty data file gets a merchant named "default" whose credentials are
+logged once. SIGINT and SIGTERM stop it gracefully.`,
+	setup: func(f *flagSet) func(*cmdEnv, []string) error {
+		c := server.DefaultConfig()
+		logFormat, logLevel := "json", "info"
+		serveFlags(f, &c, &logFormat, &logLevel)
+		return func(env *cmdEnv, pos []string) error {
+			if len(pos) > 0 {
+				return usagef("sessiond serve: takes flags only, not %q", pos[0])
+			}
+			return serve(env, c, logFormat, logLevel)
+		}
+	},
 }
 
-func serve(args []string, stderr io.Writer) error {
-	c := server.DefaultConfig()
-	logFormat, logLevel := "json", "info"
-	fs := serveFlags(&c, &logFormat, &logLevel)
-	if _, err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	log, err := newLogger(logFormat, logLevel, stderr)
+// serveFlags binds the flags of `sessiond serve` to c, whose values are
+// the defaults shown. The log flags are not part of server.Config.
+func serveFlags(f *flagSet, c *server.Config, logFormat, logLevel *string) {
+	f.group("Listening")
+	f.String(&c.Addr, "addr", "ADDRESS", "listen address; port 0 picks a free port")
+	f.String(&c.PublicURL, "public-url", "URL", "base of the hosted page's URL in create results, such as https://pay.example.com (default http://ADDR)")
+	f.String(&c.DebugAddr, "debug-addr", "ADDRESS", "serve Go's pprof profiles on this address (keep it private; off by default)")
+
+	f.group("Data")
+	f.String(&c.DB, "db", "FILE", "data file, created if missing")
+	f.Duration(&c.LockTimeout, "lock-timeout", "how long to wait for a data file locked by another process")
+
+	f.group("Merchants")
+	f.Var((*merchantsFlag)(&c.Merchants), "merchant", "PUBLIC_KEY:SECRET[:WHSEC]", "create or update a merchant; repeatable; env SESSIOND_MERCHANT, comma-separated")
+	f.split["merchant"] = true
+	f.envs["merchant"] = []string{"SESSIOND_MERCHANTS"}
+
+	f.group("Sessions")
+	f.Duration(&c.SessionTTL, "session-ttl", "how long a session lives after it is created")
+	f.Duration(&c.SessionWarning, "session-warning", "how long before expiry the hosted page warns")
+	f.Duration(&c.ExpiryInterval, "expiry-interval", "how often expired sessions are swept")
+	f.Duration(&c.TokenTTL, "token-ttl", "lifetime of access tokens; refresh tokens live 1h more")
+	f.Bool(&c.Sandbox, "sandbox", "sandbox mode: magic merchant references drive sessions, transactions settle, sandbox.* methods")
+	f.Duration(&c.SandboxDelay, "sandbox-delay", "time between the sandbox's steps")
+
+	f.group("Limits")
+	f.Var((*byteSize)(&c.MaxBody), "max-body", "SIZE", "largest request body, such as 1MiB or 512KiB (HTTP 413 past it)")
+	f.Int(&c.MaxBatch, "max-batch", "N", "most entries in a JSON-RPC batch")
+	f.Int(&c.MaxInflight, "max-inflight", "N", "most requests served at once; past it a request waits 100ms, then gets -32029 (0: no cap)")
+	f.Float(&c.RateLimit, "rate-limit", "PER_SECOND", "most calls per second per merchant, -32029 past it (0: off)")
+
+	f.group("Callbacks")
+	f.Var((*durationList)(&c.CallbackRetry), "callback-retry", "OFFSETS", "offsets from a callback's first attempt at which failures are retried")
+	f.Duration(&c.CallbackTimeout, "callback-timeout", "how long a callback receiver has to answer 2xx")
+	f.String(&c.CallbackUserAgent, "callback-user-agent", "AGENT", "User-Agent of callbacks")
+	f.Bool(&c.CallbackAllowPrivate, "callback-allow-private", "let callbacks reach loopback, private, link-local and CGNAT addresses (test harnesses)")
+
+	f.group("Logs and shutdown")
+	f.String(logFormat, "log-format", "FORMAT", "json or console")
+	f.String(logLevel, "log-level", "LEVEL", "debug, info, warn or error")
+	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for in-flight requests")
+}
+
+func serve(env *cmdEnv, c server.Config, logFormat, logLevel string) error {
+	log, err := newLogger(logFormat, logLevel, env.stderr)
 	if err != nil {
 		return err
+	}
+	if err := c.Validate(); err != nil {
+		return usagef("sessiond serve: %v", err)
 	}
 	c.Log, c.Version = log, versionString()
 	// The live heap is small (the data lives in bbolt's mmap), so the
@@ -96,14 +125,14 @@ func serve(args []string, stderr io.Writer) error {
 func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
-		return zerolog.Logger{}, usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
+		return zerolog.Logger{}, usagef("sessiond serve: --log-level %s: want debug, info, warn or error", level)
 	}
 	switch format {
 	case "json":
 	case "console":
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
 	default:
-		return zerolog.Logger{}, usageError{fmt.Sprintf("--log-format %q: want json or console", format)}
+		return zerolog.Logger{}, usagef("sessiond serve: --log-format %s: want json or console", format)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil

@@ -14,6 +14,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +97,25 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate checks the settings that can be checked before anything is
+// bound or opened. Open calls it first.
+func (c *Config) Validate() error {
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("--public-url %s: want an absolute http or https URL such as https://pay.example.com", c.PublicURL)
+		}
+		c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %s: want HOST:PORT such as 127.0.0.1:8080 or :8080", c.Addr)
+	}
+	if c.DB == "" {
+		return errors.New("--db: want a file path such as ./sessiond.db")
+	}
+	return nil
+}
+
 // Main is one running sessiond. Create it with New, call Open, then Run;
 // call Close when finished (Run calls it when its context ends).
 type Main struct {
@@ -138,6 +160,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 	c := &m.cfg
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -147,7 +172,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}
 	if c.PublicURL == "" {
-		c.PublicURL = m.URL()
+		c.PublicURL = m.defaultPublicURL()
 	}
 
 	met := metrics.New()
@@ -263,6 +288,24 @@ func (m *Main) URL() string {
 		return ""
 	}
 	return "http://" + m.ln.Addr().String()
+}
+
+// defaultPublicURL is the bound address as a URL, or, when bound to every
+// address (0.0.0.0, ::), this host's name with the port, with a warning:
+// a wildcard address is no address a browser can be sent to.
+func (m *Main) defaultPublicURL() string {
+	host, port, _ := net.SplitHostPort(m.ln.Addr().String())
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return m.URL()
+	}
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		name = "localhost"
+	}
+	u := "http://" + net.JoinHostPort(name, port)
+	m.log.Warn().Str("addr", m.cfg.Addr).Str("public_url", u).
+		Msg("--addr listens on every address and --public-url is not set: payment links will use public_url; set --public-url to the URL clients reach")
+	return u
 }
 
 // PublicURL returns the base of the hosted page's URLs; valid after Open.

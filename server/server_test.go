@@ -1,12 +1,17 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/sessiond/sessiond/server"
 )
 
@@ -73,5 +78,53 @@ func TestCloseWhileRunning(t *testing.T) {
 	if resp, err := http.Get(m.URL() + "/readyz"); err == nil {
 		resp.Body.Close()
 		t.Errorf("served after Close: %s", resp.Status)
+	}
+}
+
+// TestWildcardAddr: bound to every address without --public-url, links
+// use this host's name and the port, and a warning says so.
+func TestWildcardAddr(t *testing.T) {
+	var logs bytes.Buffer
+	c := testConfig(t, filepath.Join(t.TempDir(), "sessiond.db"))
+	c.Addr, c.Log = "0.0.0.0:0", zerolog.New(&logs)
+	m := server.New(c)
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(m.URL()[len("http://"):])
+	if want := "http://" + net.JoinHostPort(host, port); m.PublicURL() != want {
+		t.Errorf("PublicURL() = %q, want %q", m.PublicURL(), want)
+	}
+	if !strings.Contains(logs.String(), `"public_url":"`+m.PublicURL()+`"`) || !strings.Contains(logs.String(), "--public-url is not set") {
+		t.Errorf("no warning naming the URL used:\n%s", logs.String())
+	}
+}
+
+// TestBadPublicURL: a --public-url that is not an absolute http(s) URL is
+// refused before anything is bound or created.
+func TestBadPublicURL(t *testing.T) {
+	for _, u := range []string{"127.0.0.1:8080", "pay.example.com", "ftp://pay.example.com", "/client", "https://"} {
+		db := filepath.Join(t.TempDir(), "sessiond.db")
+		c := testConfig(t, db)
+		c.PublicURL = u
+		err := server.New(c).Open(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "want an absolute http or https URL") {
+			t.Errorf("--public-url %q: %v, want a refusal", u, err)
+		}
+		if _, err := os.Stat(db); !os.IsNotExist(err) {
+			t.Errorf("--public-url %q: a data file was created", u)
+		}
+	}
+	c := testConfig(t, filepath.Join(t.TempDir(), "sessiond.db"))
+	c.PublicURL = "https://pay.example.com/base/"
+	m := server.New(c)
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.PublicURL() != "https://pay.example.com/base" {
+		t.Errorf("PublicURL() = %q, want the trailing slash trimmed", m.PublicURL())
 	}
 }
