@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,28 +24,31 @@ import (
 )
 
 const (
-	// maxWait is the longest Run sleeps between looks at the outbox, so
-	// that a jump of the clock delays nothing by more.
+	// maxWait is the longest Run sleeps between claims, so that a jump of
+	// the clock delays nothing by more.
 	maxWait = time.Second
 	// maxDrain is how much of a response body is read, only so that the
 	// connection can be reused.
 	maxDrain = 4 << 10
-	// scanBatch is how many due deliveries a look reads at first.
-	scanBatch = 64
+	// leaseExtra is how much longer than Timeout a claim is held: the time
+	// an outcome may take to be recorded.
+	leaseExtra = time.Minute
+	// Backoff of recording an outcome that could not be recorded.
+	recordBackoffMin = 50 * time.Millisecond
+	recordBackoffMax = 5 * time.Second
 )
 
-// Outbox is what a Dispatcher needs of the store: the pending deliveries, a
-// way to record each attempt, and the merchants' callback secrets.
+// Outbox is what a Dispatcher needs of the store: claims on due
+// deliveries, a way to record each attempt, and the merchants' callback
+// secrets.
 type Outbox interface {
-	// DueDeliveries returns up to limit pending deliveries whose next
-	// attempt is at or before now, earliest first.
-	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*session.Delivery, error)
-	// UpdateDelivery replaces the stored delivery that has d's webhook id;
-	// session.ErrNotFound if there is none.
-	UpdateDelivery(ctx context.Context, d *session.Delivery) error
-	// NextDelivery returns when the earliest pending delivery is due, and
-	// false if none is pending.
-	NextDelivery(ctx context.Context) (time.Time, bool, error)
+	// ClaimDeliveries claims due deliveries as c says; see session.Store.
+	ClaimDeliveries(ctx context.Context, c session.Claim) (session.Claimed, error)
+	// RecordAttempt stores the outcome of an attempt at a claimed delivery
+	// and ends the claim; session.ErrClaimLost if another owner holds it.
+	RecordAttempt(ctx context.Context, owner string, d *session.Delivery) error
+	// ReleaseDeliveries ends claims without an attempt.
+	ReleaseDeliveries(ctx context.Context, owner string, webhookIDs []string) error
 	// Merchant returns the merchant with the id; session.ErrNotFound.
 	Merchant(ctx context.Context, id string) (*session.Merchant, error)
 }
@@ -71,6 +73,9 @@ type Config struct {
 	// PerHost caps the attempts in flight to one URL host (with its port),
 	// so that one slow merchant cannot take every worker; 0 means 4.
 	PerHost int
+	// Owner names this dispatcher in the store's claims; "" means
+	// session.NewOwner().
+	Owner string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives a line per failed attempt; the zero Logger discards.
@@ -82,16 +87,27 @@ type Config struct {
 
 // Dispatcher sends the deliveries of an Outbox. Make one with New, then
 // call Run to send in the background, or Flush to send what is due now.
+//
+// It claims due deliveries in the store, host by host, only as many as
+// there are free slots (Workers in all, PerHost per host): the store's
+// per-host due index is the queue, so an attempt costs one claim share and
+// one recorded outcome whatever the backlog. A delivery is claimed until
+// its outcome is recorded, so it is never posted twice while it is held.
 type Dispatcher struct {
 	outbox Outbox
 	cfg    Config
 	client *http.Client
 	wake   chan struct{} // buffered: Notify never blocks
 
+	// attempts is the context of every attempt; Abort cancels it.
+	attempts context.Context
+	abort    context.CancelFunc
+
 	mu       sync.Mutex
-	inflight map[string]bool // webhook ids being attempted
-	perHost  map[string]int  // attempts in flight per URL host
+	inflight map[string]bool // webhook ids held: being attempted or recorded
+	perHost  map[string]int  // attempts held per URL host
 	ended    chan struct{}   // closed, and replaced, whenever an attempt ends
+	stuck    error           // why outcomes or claims fail now; nil when they work
 }
 
 // New returns a Dispatcher that reads and records deliveries in o.
@@ -111,6 +127,9 @@ func New(o Outbox, cfg Config) *Dispatcher {
 	if cfg.PerHost <= 0 {
 		cfg.PerHost = 4
 	}
+	if cfg.Owner == "" {
+		cfg.Owner = session.NewOwner()
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -128,6 +147,7 @@ func New(o Outbox, cfg Config) *Dispatcher {
 		MaxIdleConnsPerHost: cfg.PerHost,
 		IdleConnTimeout:     90 * time.Second,
 	}
+	attempts, abort := context.WithCancel(context.Background())
 	return &Dispatcher{
 		outbox: o,
 		cfg:    cfg,
@@ -138,6 +158,8 @@ func New(o Outbox, cfg Config) *Dispatcher {
 			},
 		},
 		wake:     make(chan struct{}, 1),
+		attempts: attempts,
+		abort:    abort,
 		inflight: make(map[string]bool),
 		perHost:  make(map[string]int),
 		ended:    make(chan struct{}),
@@ -152,26 +174,70 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
+// Follow wakes Run for every committed change that carries deliveries,
+// taken from sub, until ctx is done or sub is closed.
+func (d *Dispatcher) Follow(ctx context.Context, sub *session.Subscription) {
+	sub.Follow(ctx, func(c *session.Change) {
+		if len(c.Deliveries) > 0 {
+			d.Notify()
+		}
+	}, func(int) { d.Notify() })
+}
+
+// Stuck returns why the dispatcher cannot make progress now (outcomes or
+// claims fail to be written or read), or nil.
+func (d *Dispatcher) Stuck() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stuck
+}
+
+func (d *Dispatcher) setStuck(err error) {
+	d.mu.Lock()
+	d.stuck = err
+	d.mu.Unlock()
+}
+
+// Abort cancels every attempt in flight: each is released unrecorded, to
+// be made again later (after a restart, or by another owner). Run and
+// Flush return once the attempts have ended. For a shutdown that must not
+// wait for slow receivers.
+func (d *Dispatcher) Abort() { d.abort() }
+
 // Run sends deliveries as they fall due until ctx is done, then waits for
-// the attempts in flight to be recorded and returns nil. It looks at the
-// outbox at once, on Notify, when an attempt ends, when the earliest
-// pending delivery falls due, and at least every second. A slow endpoint
-// holds only its own slots: Run never waits for an attempt to end before
-// starting others. Store errors are logged and the look is repeated.
+// the attempts in flight to end (Abort ends them at once) and returns nil.
+// It claims at once, on Notify, when an attempt ends, when the earliest
+// unclaimed delivery falls due, and at least every second. A slow endpoint
+// holds only its own slots. Store errors are logged once per spell and the
+// claim is repeated.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
+	var failing bool
 	for {
 		now := d.cfg.Now()
-		if err := d.start(ctx, now, nil); err != nil {
-			d.cfg.Log.Error().Err(err).Msg("cannot start callback deliveries")
+		next, err := d.start(ctx, now)
+		wait := maxWait
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				d.cfg.Log.Error().Err(err).Msg("cannot claim callback deliveries")
+			}
+			failing = true
+			d.setStuck(err)
+		case err == nil:
+			if failing {
+				d.setStuck(nil)
+				failing = false
+			}
+			if !next.IsZero() && next.After(now) {
+				wait = min(next.Sub(now), maxWait)
+			}
 		}
-		timer.Reset(d.wait(ctx, now))
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			for inflight, ended := d.busy(); inflight; inflight, ended = d.busy() {
-				<-ended
-			}
+			d.waitIdle(nil)
 			return nil
 		case <-d.wake:
 		case <-timer.C:
@@ -179,36 +245,30 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// wait returns how long Run may sleep after a look at now: until the
-// earliest pending delivery falls due, and no longer than maxWait.
-func (d *Dispatcher) wait(ctx context.Context, now time.Time) time.Duration {
-	next, ok, err := d.outbox.NextDelivery(ctx)
-	if err != nil {
-		d.cfg.Log.Error().Err(err).Msg("cannot read the next callback delivery")
-		return maxWait
+// waitIdle waits until no attempt is held, or done is closed.
+func (d *Dispatcher) waitIdle(done <-chan struct{}) bool {
+	for inflight, ended := d.busy(); inflight; inflight, ended = d.busy() {
+		select {
+		case <-ended:
+		case <-done:
+			return false
+		}
 	}
-	// An earliest delivery already due is in flight or waits for a free
-	// slot; the end of an attempt wakes Run.
-	if !ok || !next.After(now) {
-		return maxWait
-	}
-	return min(next.Sub(now), maxWait)
+	return true
 }
 
 // Flush makes one attempt at each delivery due at Now(), as many at once
 // as Workers and PerHost allow, and returns once every attempt in flight
 // (those of a running Run included) is recorded. It returns ctx's error if
-// ctx is done first, and an error if the outbox cannot be read. An attempt
-// that cannot be recorded is logged; it will be made again.
+// ctx is done first, and an error if the outbox cannot be read.
 func (d *Dispatcher) Flush(ctx context.Context) error {
 	now := d.cfg.Now()
-	tried := make(map[string]bool)
 	for {
-		if err := d.start(ctx, now, tried); err != nil {
+		if _, err := d.start(ctx, now); err != nil {
 			return err
 		}
-		// Nothing in flight means start found no slot taken, so every
-		// delivery due has been tried.
+		// Nothing in flight means the claim found nothing due with room:
+		// every delivery due has been tried.
 		inflight, ended := d.busy()
 		if !inflight {
 			return nil
@@ -221,77 +281,86 @@ func (d *Dispatcher) Flush(ctx context.Context) error {
 	}
 }
 
-// busy reports whether attempts are in flight, and returns a channel that
-// is closed when the next one ends.
+// busy reports whether attempts are held, and returns a channel that is
+// closed when the next one ends.
 func (d *Dispatcher) busy() (bool, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.inflight) > 0, d.ended
 }
 
-// start begins an attempt at each delivery due at now that is neither in
-// flight nor in tried (if given), as long as Workers and PerHost allow,
-// and adds the deliveries it starts to tried.
-func (d *Dispatcher) start(ctx context.Context, now time.Time, tried map[string]bool) error {
-	secrets := make(map[string]string) // merchant id → callback secret, for this look
-	for limit := scanBatch; ; limit *= 2 {
-		due, err := d.outbox.DueDeliveries(ctx, now, limit)
-		if err != nil {
-			return fmt.Errorf("callbacks: read due deliveries: %w", err)
-		}
-		for _, dl := range due {
-			host := hostOf(dl.URL)
-			ok, full := d.claim(dl.WebhookID, host, tried)
-			if full {
-				return nil
-			}
-			if !ok {
-				continue
-			}
-			secret, known := secrets[dl.MerchantID]
-			if !known {
-				if secret, err = d.secret(ctx, dl.MerchantID); err != nil {
-					d.release(dl.WebhookID, host)
-					return err
-				}
-				secrets[dl.MerchantID] = secret
-			}
-			// The attempt outlives a cancelled ctx: Run waits for it.
-			go d.attempt(context.WithoutCancel(ctx), dl, host, secret)
-		}
-		// A full batch may be all skipped (in flight, or its host busy):
-		// read further.
-		if len(due) < limit {
-			return nil
+// start claims as many due deliveries as there are free slots and begins
+// an attempt at each; it returns when the earliest delivery it could not
+// claim falls due.
+func (d *Dispatcher) start(ctx context.Context, now time.Time) (time.Time, error) {
+	d.mu.Lock()
+	room := d.cfg.Workers - len(d.inflight)
+	busy := make(map[string]int, len(d.perHost))
+	for h, n := range d.perHost {
+		busy[h] = n
+	}
+	d.mu.Unlock()
+	if room <= 0 || d.attempts.Err() != nil {
+		return time.Time{}, nil
+	}
+	claimed, err := d.outbox.ClaimDeliveries(ctx, session.Claim{
+		Owner: d.cfg.Owner, Now: now, Lease: d.cfg.Timeout + leaseExtra,
+		Limit: room, PerHost: d.cfg.PerHost, Busy: busy,
+	})
+	for _, dl := range claimed.Damaged {
+		// Logged here, once: the store has set it aside for good.
+		d.cfg.Log.Error().Str("webhook_id", dl.WebhookID).Str("error", dl.LastError).Msg("callback delivery cannot be read; set aside as failed")
+		if d.cfg.OnAttempt != nil {
+			d.cfg.OnAttempt(string(session.DeliveryFailed))
 		}
 	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("callbacks: claim due deliveries: %w", err)
+	}
+	secrets := make(map[string]string) // merchant id → callback secret, for this claim
+	var release []string
+	for _, dl := range claimed.Deliveries {
+		host := dl.Host()
+		if !d.hold(dl.WebhookID, host) {
+			continue // held already: its outcome is being recorded
+		}
+		secret, known := secrets[dl.MerchantID]
+		if !known {
+			if secret, err = d.secret(ctx, dl.MerchantID); err != nil {
+				d.unhold(dl.WebhookID, host)
+				release = append(release, dl.WebhookID)
+				continue
+			}
+			secrets[dl.MerchantID] = secret
+		}
+		go d.attempt(dl, host, secret)
+	}
+	if len(release) > 0 {
+		if rerr := d.outbox.ReleaseDeliveries(context.WithoutCancel(ctx), d.cfg.Owner, release); rerr != nil {
+			d.cfg.Log.Error().Err(rerr).Msg("cannot release callback deliveries")
+		}
+		return claimed.Next, err
+	}
+	return claimed.Next, nil
 }
 
-// claim marks a delivery in flight unless it is already, or is in tried,
-// or its host has PerHost attempts in flight; full reports that Workers
-// attempts are in flight.
-func (d *Dispatcher) claim(id, host string, tried map[string]bool) (ok, full bool) {
+// hold marks a delivery held, unless it is already.
+func (d *Dispatcher) hold(id, host string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	switch {
-	case len(d.inflight) >= d.cfg.Workers:
-		return false, true
-	case d.inflight[id] || tried[id] || d.perHost[host] >= d.cfg.PerHost:
-		return false, false
+	if d.inflight[id] {
+		return false
 	}
 	d.inflight[id] = true
 	d.perHost[host]++
-	if tried != nil {
-		tried[id] = true
-	}
-	return true, false
+	return true
 }
 
-// release undoes claim and wakes Flush and Run.
-func (d *Dispatcher) release(id, host string) {
+// unhold undoes hold and wakes Flush and Run.
+func (d *Dispatcher) unhold(id, host string) {
 	d.mu.Lock()
 	delete(d.inflight, id)
-	if d.perHost[host]--; d.perHost[host] == 0 {
+	if d.perHost[host]--; d.perHost[host] <= 0 {
 		delete(d.perHost, host)
 	}
 	close(d.ended)
@@ -313,13 +382,21 @@ func (d *Dispatcher) secret(ctx context.Context, merchantID string) (string, err
 	return m.CallbackSecret, nil
 }
 
-// attempt sends a claimed delivery once, records the outcome and releases
-// the claim. Recording comes first, so that no look sees the delivery due
-// again before its outcome is stored.
-func (d *Dispatcher) attempt(ctx context.Context, dl *session.Delivery, host, secret string) {
-	defer d.release(dl.WebhookID, host)
+// attempt sends a claimed delivery once and records the outcome, then
+// lets the delivery go. An outcome that cannot be recorded is recorded
+// again after a backoff, never posted again; an attempt cut off by Abort
+// is released unrecorded.
+func (d *Dispatcher) attempt(dl *session.Delivery, host, secret string) {
+	defer d.unhold(dl.WebhookID, host)
+	ctx := d.attempts
 	now := d.cfg.Now()
 	code, err := d.post(ctx, dl, secret, now)
+	if ctx.Err() != nil {
+		if rerr := d.outbox.ReleaseDeliveries(context.Background(), d.cfg.Owner, []string{dl.WebhookID}); rerr != nil {
+			d.cfg.Log.Error().Err(rerr).Str("webhook_id", dl.WebhookID).Msg("cannot release callback delivery")
+		}
+		return
+	}
 	d.settle(dl, now, code, err)
 	d.logAttempt(dl, host)
 	if d.cfg.OnAttempt != nil {
@@ -329,8 +406,41 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *session.Delivery, host, se
 		}
 		d.cfg.OnAttempt(outcome)
 	}
-	if err := d.outbox.UpdateDelivery(ctx, dl); err != nil {
-		d.cfg.Log.Error().Err(err).Str("webhook_id", dl.WebhookID).Msg("cannot record callback attempt; it will be made again")
+	d.record(ctx, dl)
+}
+
+// record stores the outcome of an attempt, retrying with a growing backoff
+// while the store cannot write it. The claim holds the delivery meanwhile.
+func (d *Dispatcher) record(ctx context.Context, dl *session.Delivery) {
+	backoff := recordBackoffMin
+	failed := false
+	for {
+		err := d.outbox.RecordAttempt(context.Background(), d.cfg.Owner, dl)
+		switch {
+		case err == nil:
+			if failed {
+				d.setStuck(nil)
+			}
+			return
+		case errors.Is(err, session.ErrClaimLost), errors.Is(err, session.ErrNotFound):
+			d.cfg.Log.Warn().Err(err).Str("webhook_id", dl.WebhookID).Msg("callback attempt not recorded: the delivery is no longer ours")
+			return
+		}
+		if !failed {
+			d.cfg.Log.Error().Err(err).Str("webhook_id", dl.WebhookID).Msg("cannot record callback attempt; retrying the write, not the callback")
+			failed = true
+		}
+		d.setStuck(err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			// Shutting down: the delivery stays pending in the store and
+			// is attempted again after the restart.
+			return
+		}
+		backoff = min(2*backoff, recordBackoffMax)
 	}
 }
 
@@ -422,14 +532,4 @@ func (d *Dispatcher) logAttempt(dl *session.Delivery, host string) {
 		Str("error", dl.LastError).
 		Str("delivery", string(dl.Status)).
 		Msg("callback attempt")
-}
-
-// hostOf returns the host (with port) of a callback URL, by which attempts
-// in flight are counted; "" if the URL does not parse.
-func hostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return strings.ToLower(u.Host)
 }

@@ -78,8 +78,8 @@ func newObserved(tb testing.TB) *observed {
 	return &observed{DB: mustOpen(tb), updates: make(chan *session.Delivery, 256)}
 }
 
-func (o *observed) UpdateDelivery(ctx context.Context, d *session.Delivery) error {
-	err := o.DB.UpdateDelivery(ctx, d)
+func (o *observed) RecordAttempt(ctx context.Context, owner string, d *session.Delivery) error {
+	err := o.DB.RecordAttempt(ctx, owner, d)
 	c := *d
 	o.updates <- &c
 	return err

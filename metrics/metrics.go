@@ -83,7 +83,7 @@ func (m *Metrics) ObserveCall(method string, code int64, d time.Duration) {
 }
 
 // ObserveChange counts a committed change: a session created or moved, an
-// expiry, a transaction created or moved. It suits store.Options.OnSave.
+// expiry, a transaction created or moved. It follows the change feed.
 func (m *Metrics) ObserveChange(c *session.Change) {
 	if s := c.Session; s != nil {
 		switch {

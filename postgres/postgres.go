@@ -30,10 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/sessiond/sessiond/session"
 )
-
-var _ session.Store = (*DB)(nil)
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

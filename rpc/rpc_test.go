@@ -117,7 +117,7 @@ type testServer struct {
 }
 
 // mustServer starts a server with cfg wired as main's serve does
-// (rpc.NewHub → store.Open → session.NewService → rpc.New → Handler; no
+// (rpc.NewHub following a session.Feed → store.Open → session.NewService → rpc.New → Handler; no
 // background workers, no callbacks delivery), and stops it and
 // closes the database when the test ends. The server is not ready until
 // the test calls SetReady(true), as at the start of serve.
@@ -126,7 +126,12 @@ func mustServer(tb testing.TB, cfg rpc.Config) *testServer {
 	if cfg.Hub == nil {
 		cfg.Hub = rpc.NewHub()
 	}
-	db, err := store.Open(filepath.Join(tb.TempDir(), "sessiond.db"), store.Options{OnSave: cfg.Hub.Publish})
+	feed := session.NewFeed()
+	sub := feed.Subscribe(1 << 12)
+	following, stopFollowing := context.WithCancel(context.Background())
+	go cfg.Hub.Follow(following, sub)
+	tb.Cleanup(stopFollowing)
+	db, err := store.Open(filepath.Join(tb.TempDir(), "sessiond.db"), store.Options{Feed: feed})
 	if err != nil {
 		tb.Fatalf("store.Open: %v", err)
 	}

@@ -28,9 +28,10 @@ const (
 )
 
 // Hub fans committed session changes out to WebSocket subscribers, and
-// counts the open sockets against their caps. Publish is its one input: it
-// never blocks, and called in commit order, each subscriber sees a
-// session's changes in version order.
+// counts the open sockets against their caps. It follows the domain's
+// change feed (Follow), which delivers changes in commit order, so each
+// subscriber sees a session's changes in version order; Publish never
+// blocks.
 type Hub struct {
 	mu     sync.Mutex
 	subs   map[string]map[*subscription]struct{} // by session id
@@ -152,6 +153,19 @@ type changed struct {
 	StateName    string        `json:"state_name"`
 	Version      int           `json:"version"`
 	ErrorCode    *string       `json:"error_code"`
+}
+
+// Follow publishes every change taken from sub until ctx is done or sub is
+// closed. If the feed dropped changes because the hub fell behind, every
+// socket is disconnected: its subscriber would otherwise miss a change.
+func (h *Hub) Follow(ctx context.Context, sub *session.Subscription) {
+	sub.Follow(ctx, h.Publish, func(int) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for c := range h.conns {
+			c.kill("missed changes")
+		}
+	})
 }
 
 // Publish queues a session.changed notification for every subscriber of

@@ -35,7 +35,11 @@ func newWSFixture(t *testing.T) *wsFixture { return newWSFixtureWith(t, Config{}
 func newWSFixtureWith(t *testing.T, cfg Config) *wsFixture {
 	t.Helper()
 	hub := NewHub()
-	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{OnSave: hub.Publish})
+	feed := session.NewFeed()
+	following, stopFollowing := context.WithCancel(context.Background())
+	go hub.Follow(following, feed.Subscribe(1<<12))
+	t.Cleanup(stopFollowing)
+	db, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{Feed: feed})
 	if err != nil {
 		t.Fatal(err)
 	}

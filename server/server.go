@@ -175,9 +175,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		c.PublicURL = m.defaultPublicURL()
 	}
 
+	// Committed changes reach their consumers (metrics, the WebSocket hub,
+	// the callback dispatcher, the sandbox) through the domain's feed,
+	// made before the store opens. Each consumer subscribes here, before
+	// anything writes, and follows on its own worker, so none can stall a
+	// commit.
 	met := metrics.New()
-	observers, publish := changeFanOut()
-	m.db, err = store.Open(c.DB, store.Options{LockTimeout: c.LockTimeout, OnCommit: met.ObserveCommit, OnSave: publish})
+	feed := session.NewFeed()
+	m.db, err = store.Open(c.DB, store.Options{LockTimeout: c.LockTimeout, OnCommit: met.ObserveCommit, Feed: feed})
 	if err != nil {
 		return err
 	}
@@ -193,16 +198,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Log:          m.log,
 		OnAttempt:    met.ObserveCallback,
 	})
-	*observers = append(*observers, met.ObserveChange, hub.Publish, func(ch *session.Change) {
-		if len(ch.Deliveries) > 0 {
-			dispatcher.Notify()
-		}
+	m.follow(feed.Subscribe(1<<16), func(ctx context.Context, sub *session.Subscription) {
+		sub.Follow(ctx, met.ObserveChange, m.lost("metrics"))
 	})
+	m.follow(feed.Subscribe(1<<16), hub.Follow)
+	m.follow(feed.Subscribe(1<<10), dispatcher.Follow)
 	if c.Sandbox {
 		sandbox := session.NewSandbox(m.svc, c.SandboxDelay, func(err error) {
 			m.log.Error().Err(err).Msg("sandbox step")
 		})
-		*observers = append(*observers, sandbox.Observe)
+		m.follow(feed.Subscribe(1<<16), func(ctx context.Context, sub *session.Subscription) {
+			sub.Follow(ctx, sandbox.Observe, m.lost("sandbox"))
+		})
 		m.closers = append(m.closers, sandbox.Close)
 	}
 	m.workers = append(m.workers,
@@ -231,11 +238,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}, m.log)
 	met.Gauge("sessiond_websocket_connections", "Open WebSocket connections.", func() float64 { return float64(hub.Connections()) })
 	met.Outbox(func() (int, time.Time) {
-		n, oldest, err := m.db.OutboxStats(context.Background())
+		st, err := m.db.OutboxStats(context.Background())
 		if err != nil {
 			m.log.Error().Err(err).Msg("outbox stats")
 		}
-		return n, oldest
+		return st.Pending, st.Oldest
 	})
 	m.rpc.Mount("GET /metrics", met.Handler())
 	svc := m.svc
@@ -269,15 +276,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	return nil
 }
 
-// changeFanOut returns the list of observers of committed changes and the
-// function the store calls after each commit, in commit order, to hand a
-// change to each of them. The list is complete before anything writes.
-func changeFanOut() (*[]func(*session.Change), func(*session.Change)) {
-	var observers []func(*session.Change)
-	return &observers, func(ch *session.Change) {
-		for _, o := range observers {
-			o(ch)
-		}
+// follow makes a worker of a feed consumer: f follows sub until the
+// workers stop, and sub is closed then (or at Close, if Run never ran).
+func (m *Main) follow(sub *session.Subscription, f func(context.Context, *session.Subscription)) {
+	m.closers = append(m.closers, sub.Close)
+	m.workers = append(m.workers, func(ctx context.Context) { f(ctx, sub) })
+}
+
+// lost returns what a feed consumer calls when it fell behind the feed.
+func (m *Main) lost(consumer string) func(int) {
+	return func(n int) {
+		m.log.Warn().Int("changes", n).Str("consumer", consumer).Msg("change feed consumer fell behind; changes dropped")
 	}
 }
 

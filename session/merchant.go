@@ -175,7 +175,9 @@ func (s *Service) issue(ctx context.Context, merchantID string, revoke [][]byte)
 		{Hash: ah, Kind: TokenAccess, MerchantID: merchantID, Expires: t.Expires, Pair: rh},
 		{Hash: rh, Kind: TokenRefresh, MerchantID: merchantID, Expires: t.Expires.Add(refreshExtra), Pair: ah},
 	}
-	if err := s.store.PutTokens(ctx, add, revoke); err != nil {
+	if err := s.store.PutTokens(ctx, add, revoke); errors.Is(err, ErrNotFound) {
+		return nil, ErrUnauthorized // the refresh token was used meanwhile
+	} else if err != nil {
 		return nil, err
 	}
 	return &t, nil

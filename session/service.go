@@ -10,61 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
-
-// Store keeps sessions, merchants, tokens, transactions and callback
-// deliveries. Methods that find nothing return ErrNotFound.
-type Store interface {
-	// CreateMerchant stores a new merchant; CodeConflict if its public key
-	// is taken.
-	CreateMerchant(ctx context.Context, m *Merchant) error
-	// PutMerchant replaces a stored merchant, keeping its public key.
-	PutMerchant(ctx context.Context, m *Merchant) error
-	// Merchant returns the merchant with the id; ErrNotFound.
-	Merchant(ctx context.Context, id string) (*Merchant, error)
-	// MerchantByPublicKey returns the merchant with the public key; ErrNotFound.
-	MerchantByPublicKey(ctx context.Context, publicKey string) (*Merchant, error)
-	// Merchants returns every merchant, oldest first.
-	Merchants(ctx context.Context) ([]*Merchant, error)
-
-	// Token returns the token with the hash; ErrNotFound.
-	Token(ctx context.Context, hash []byte) (*Token, error)
-	// PutTokens stores add and deletes the tokens whose hashes are in
-	// revoke, at once; ErrUnauthorized if one of revoke is not stored.
-	PutTokens(ctx context.Context, add []*Token, revoke [][]byte) error
-	// PurgeTokens deletes up to limit tokens that expired at or before now
-	// and returns how many it deleted.
-	PurgeTokens(ctx context.Context, now time.Time, limit int) (int, error)
-
-	// Session returns the session with the id; ErrNotFound.
-	Session(ctx context.Context, id string) (*Session, error)
-	// SessionsByReference returns up to limit sessions of the merchant with
-	// the merchant reference, newest first.
-	SessionsByReference(ctx context.Context, merchantID, ref string, limit int) ([]*Session, error)
-	// Save writes a change at once: the session at version n, which must be
-	// stored at n-1 (or not at all for n = 1), its transaction, which must
-	// be stored in state TxFrom if that is set, and its deliveries; a
-	// change without a session writes its transaction alone.
-	// ErrVersionConflict if the stored version or state differs.
-	Save(ctx context.Context, c *Change) error
-	// SaveAll saves many changes in one transaction, all or none; for bulk
-	// loads.
-	SaveAll(ctx context.Context, cs []*Change) error
-	// Touch records the end user's latest request on a session without
-	// changing its version.
-	Touch(ctx context.Context, id string, at time.Time, c Client) error
-	// Due returns the ids of up to limit non-final sessions whose expiry is
-	// at or before now, earliest first.
-	Due(ctx context.Context, now time.Time, limit int) ([]string, error)
-
-	// Transaction returns the transaction with the id; ErrNotFound.
-	Transaction(ctx context.Context, id string) (*Transaction, error)
-	// SessionDeliveries returns the deliveries of a session, oldest first.
-	SessionDeliveries(ctx context.Context, sessionID string) ([]*Delivery, error)
-}
 
 // Service runs the use cases of sessiond on a Store. Set its fields before
 // the first call; they are not safe to change afterwards.
@@ -72,6 +20,7 @@ type Service struct {
 	store Store
 	ids   uuidGen
 	auth  authCache
+	owner string // names this process in the store's claims
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -96,6 +45,7 @@ const (
 func NewService(store Store) *Service {
 	return &Service{
 		store:      store,
+		owner:      NewOwner(),
 		Now:        time.Now,
 		Random:     defaultRandom,
 		SessionTTL: DefaultSessionTTL,
@@ -189,8 +139,10 @@ func (s *Service) Seed(ctx context.Context, m *Merchant, n, due, batch int, pref
 		}
 		changes = append(changes, &Change{Session: sess})
 		if len(changes) == batch || i == n-1 {
-			if err := s.store.SaveAll(ctx, changes); err != nil {
-				return err
+			for _, err := range s.store.SaveBatch(ctx, changes) {
+				if err != nil {
+					return err
+				}
 			}
 			if progress != nil {
 				progress(i + 1)
@@ -626,47 +578,43 @@ func (s *Service) expire(ctx context.Context, sess *Session, now time.Time) (boo
 	return true, nil
 }
 
-// expireWorkers is how many sessions a sweep expires at once, so that the
-// store commits their writes together instead of one fsync each.
-const expireWorkers = 32
+// expiryLease is how long a sweep holds the sessions it claims.
+const expiryLease = time.Minute
 
 // ExpireDue expires up to limit sessions whose deadline has passed and
-// returns how many it expired. A session that changes meanwhile is left to
-// the next sweep.
+// returns how many it expired, saving them in one batch. A session that
+// changes meanwhile, or that another owner has claimed, is left to the next
+// sweep.
 func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
-	ids, err := s.store.Due(ctx, s.Now(), limit)
+	now := s.Now()
+	due, err := s.store.ClaimDue(ctx, s.owner, now, expiryLease, limit)
 	if err != nil {
 		return 0, err
 	}
-	var (
-		mu       sync.Mutex
-		n        int
-		firstErr error
-		wg       sync.WaitGroup
-		next     = make(chan string)
-	)
-	for range min(expireWorkers, len(ids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range next {
-				ok, err := s.Expire(ctx, id)
-				mu.Lock()
-				if ok {
-					n++
-				}
-				if err != nil && ErrorCode(err) != CodeConflict && firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
+	var firstErr error
+	changes := make([]*Change, 0, len(due))
+	for _, sess := range due {
+		if sess.State.Final() || now.Before(sess.Expires) {
+			continue
+		}
+		c, err := s.move(ctx, sess.clone(), StateAborted, ErrorCodeExpired, now)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
 			}
-		}()
+			continue
+		}
+		changes = append(changes, c)
 	}
-	for _, id := range ids {
-		next <- id
+	n := 0
+	for _, err := range s.store.SaveBatch(ctx, changes) {
+		switch {
+		case err == nil:
+			n++
+		case ErrorCode(err) != CodeConflict && firstErr == nil:
+			firstErr = err
+		}
 	}
-	close(next)
-	wg.Wait()
 	return n, firstErr
 }
 

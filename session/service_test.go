@@ -44,6 +44,15 @@ func (s *countingStore) Session(ctx context.Context, id string) (*session.Sessio
 	return s.DB.Session(ctx, id)
 }
 
+// ClaimDue counts the sessions it returns as read: the store reads each.
+func (s *countingStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*session.Session, error) {
+	due, err := s.DB.ClaimDue(ctx, owner, now, lease, limit)
+	s.mu.Lock()
+	s.reads += len(due)
+	s.mu.Unlock()
+	return due, err
+}
+
 type fixture struct {
 	db    *countingStore
 	svc   *session.Service

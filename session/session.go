@@ -210,7 +210,8 @@ type Change struct {
 	Transaction *Transaction
 	TxFrom      *TransactionState // the stored state a moved transaction must still be in
 	Deliveries  []*Delivery
-	Moved       bool // the session's state changed
+	Timers      []Timer // set (or, with a zero Due, deleted) with the change
+	Moved       bool    // the session's state changed
 }
 
 // Merchant is an API client. Its secret is kept only as a salted hash; the

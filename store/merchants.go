@@ -9,15 +9,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-var errPublicKeyTaken = &session.Error{Code: session.CodeConflict, Name: "PublicKeyTaken", Message: "a merchant with this public key exists"}
-
-// CreateMerchant stores a new merchant; a session.CodeConflict error if its
+// CreateMerchant stores a new merchant; session.ErrPublicKeyTaken if its
 // public key is taken.
 func (db *DB) CreateMerchant(ctx context.Context, m *session.Merchant) error {
 	return db.update(ctx, func(tx *bolt.Tx) error {
 		keys := wbucket(tx, bucketMerchantKeys)
 		if keys.Get([]byte(m.PublicKey)) != nil {
-			return errPublicKeyTaken
+			return session.ErrPublicKeyTaken
 		}
 		if err := keys.Put([]byte(m.PublicKey), []byte(m.ID)); err != nil {
 			return err
@@ -88,8 +86,8 @@ func (db *DB) Token(ctx context.Context, hash []byte) (*session.Token, error) {
 	return t, nil
 }
 
-// PutTokens stores add and deletes revoke at once; session.ErrUnauthorized
-// if a token to revoke is not stored (it was revoked already).
+// PutTokens stores add and deletes revoke at once; session.ErrNotFound if
+// a token to revoke is not stored (it was revoked already).
 func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]byte) error {
 	return db.update(ctx, func(tx *bolt.Tx) error {
 		tokens := tx.Bucket(bucketTokens)
@@ -97,7 +95,7 @@ func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]by
 		for i, h := range revoke {
 			old[i] = new(session.Token)
 			if err := get(tx, bucketTokens, h, old[i]); err != nil {
-				return session.ErrUnauthorized
+				return err
 			}
 		}
 		for _, t := range old {

@@ -57,6 +57,9 @@ func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) 
 		s, err = db.decoded.decode(id, v)
 		return err
 	})
+	if err == nil {
+		db.touches.merge(s)
+	}
 	return s, err
 }
 
@@ -154,48 +157,59 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 }
 
 // Save writes a change in one transaction: the session, checked against
-// its stored version, its transaction, its deliveries and the indexes.
-// session.ErrVersionConflict if the stored version is not one less.
+// its stored version, its transaction, its deliveries, its timers and the
+// indexes. session.ErrVersionConflict if the stored version is not one
+// less, or the transaction is no longer in TxFrom.
 func (db *DB) Save(ctx context.Context, c *session.Change) error {
-	if c.Session == nil {
-		return db.saveTransaction(ctx, c)
-	}
-	e, err := encodeChange(c)
-	if err != nil {
-		return err
-	}
-	if err := db.submit(ctx, &write{err: make(chan error, 1), saved: c, fn: e.apply}); err != nil {
-		return err
-	}
-	// The next read of this session finds it decoded already.
-	db.decoded.remember(c.Session.ID, e.session, c.Session)
-	return nil
+	return db.SaveBatch(ctx, []*session.Change{c})[0]
 }
 
-// SaveAll saves many session changes in one transaction, all or none, for
-// bulk loads. The commit hook is not told of them.
-func (db *DB) SaveAll(ctx context.Context, cs []*session.Change) error {
-	es := make([]*encodedChange, len(cs))
+// SaveBatch saves each change as Save does, in one transaction as far as
+// the committer's batch allows, and returns each change's result.
+func (db *DB) SaveBatch(ctx context.Context, cs []*session.Change) []error {
+	errs := make([]error, len(cs))
+	ws := make([]*write, 0, len(cs))
+	idx := make([]int, 0, len(cs))
 	for i, c := range cs {
-		if c.Session == nil {
-			return fmt.Errorf("store: SaveAll takes session changes only")
+		w, err := db.changeWrite(c)
+		if err != nil {
+			errs[i] = err
+			continue
 		}
-		var err error
-		if es[i], err = encodeChange(c); err != nil {
-			return err
+		ws = append(ws, w)
+		idx = append(idx, i)
+	}
+	if len(ws) == 0 {
+		return errs
+	}
+	if err := db.submitAll(ctx, ws); err != nil {
+		for _, i := range idx {
+			errs[i] = err
+		}
+		return errs
+	}
+	for j, w := range ws {
+		errs[idx[j]] = <-w.err
+	}
+	return errs
+}
+
+// changeWrite encodes c and returns the write that applies it.
+func (db *DB) changeWrite(c *session.Change) (*write, error) {
+	e, err := encodeChange(c)
+	if err != nil {
+		return nil, err
+	}
+	w := newWrite(e.apply)
+	w.saved = c
+	w.after = func() {
+		if c.Session != nil {
+			// The next read of this session finds it decoded already.
+			db.decoded.remember(c.Session.ID, e.session, c.Session)
+			db.claims.end(claimSession, c.Session.ID)
 		}
 	}
-	err := db.update(ctx, func(tx *bolt.Tx) error {
-		for _, e := range es {
-			if err := e.apply(tx); err != nil {
-				// Not wrapped (%v): an error that is not a *session.Error
-				// makes the committer roll back what this batch wrote.
-				return fmt.Errorf("store: save %s: %v", e.c.Session.ID, err)
-			}
-		}
-		return nil
-	})
-	return err
+	return w, nil
 }
 
 // encodedChange is a session change with its values encoded, done outside
@@ -210,8 +224,13 @@ type encodedChange struct {
 func encodeChange(c *session.Change) (*encodedChange, error) {
 	e := &encodedChange{c: c, deliveries: make([][]byte, len(c.Deliveries))}
 	var err error
-	if e.session, err = encodeSession(c.Session); err != nil {
-		return nil, err
+	if c.Session == nil && (c.Transaction == nil || c.TxFrom == nil) {
+		return nil, fmt.Errorf("store: a change without a session needs a transaction and its state before")
+	}
+	if c.Session != nil {
+		if e.session, err = encodeSession(c.Session); err != nil {
+			return nil, err
+		}
 	}
 	if c.Transaction != nil {
 		if e.tx, err = json.Marshal(c.Transaction); err != nil {
@@ -226,13 +245,49 @@ func encodeChange(c *session.Change) (*encodedChange, error) {
 	return e, nil
 }
 
-// apply checks the session's version, then writes the change and its
-// index entries.
-func (e *encodedChange) apply(btx *bolt.Tx) error {
+// apply checks the session's version and the transaction's state, then
+// writes the change and its index entries.
+func (e *encodedChange) apply(btx *bolt.Tx, w *write) error {
+	if e.c.Session != nil {
+		if err := e.checkSession(btx); err != nil {
+			return err
+		}
+	}
+	if t := e.c.Transaction; t != nil && e.c.TxFrom != nil {
+		var stored session.Transaction
+		if err := get(btx, bucketTransactions, []byte(t.ID), &stored); err != nil {
+			return err
+		}
+		if stored.State != *e.c.TxFrom {
+			return session.ErrVersionConflict // moved meanwhile
+		}
+	}
+	if e.c.Session != nil {
+		if err := e.putSession(btx); err != nil {
+			return err
+		}
+	}
+	if e.tx != nil {
+		if err := wbucket(btx, bucketTransactions).Put([]byte(e.c.Transaction.ID), e.tx); err != nil {
+			return fmt.Errorf("store: put transaction %s: %w", e.c.Transaction.ID, err)
+		}
+	}
+	for i, d := range e.c.Deliveries {
+		if err := putDelivery(btx, w, d, e.deliveries[i], nil); err != nil {
+			return err
+		}
+	}
+	for _, t := range e.c.Timers {
+		if err := putTimer(btx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *encodedChange) checkSession(btx *bolt.Tx) error {
 	s := e.c.Session
-	id := []byte(s.ID)
-	sessions := wbucket(btx, bucketSessions)
-	cur := sessions.Get(id)
+	cur := btx.Bucket(bucketSessions).Get([]byte(s.ID))
 	switch {
 	case s.Version == 1 && cur != nil:
 		return session.ErrVersionConflict
@@ -241,16 +296,12 @@ func (e *encodedChange) apply(btx *bolt.Tx) error {
 	case s.Version > 1 && binary.BigEndian.Uint32(cur) != uint32(s.Version-1):
 		return session.ErrVersionConflict
 	}
-	if t := e.c.Transaction; t != nil && e.c.TxFrom != nil {
-		var stored session.Transaction
-		if err := get(btx, bucketTransactions, []byte(t.ID), &stored); err != nil {
-			return err
-		}
-		if stored.State != *e.c.TxFrom {
-			return session.ErrVersionConflict // moved by hand meanwhile
-		}
-	}
-	if err := sessions.Put(id, e.session); err != nil {
+	return nil
+}
+
+func (e *encodedChange) putSession(btx *bolt.Tx) error {
+	s := e.c.Session
+	if err := wbucket(btx, bucketSessions).Put([]byte(s.ID), e.session); err != nil {
 		return fmt.Errorf("store: put session %s: %w", s.ID, err)
 	}
 	expiryKey := timeKey(s.Expires, s.ID)
@@ -270,90 +321,60 @@ func (e *encodedChange) apply(btx *bolt.Tx) error {
 			return fmt.Errorf("store: unindex session %s: %w", s.ID, err)
 		}
 	}
-	if e.tx != nil {
-		if err := wbucket(btx, bucketTransactions).Put([]byte(e.c.Transaction.ID), e.tx); err != nil {
-			return fmt.Errorf("store: put transaction %s: %w", e.c.Transaction.ID, err)
-		}
-	}
-	for i, d := range e.c.Deliveries {
-		if err := putDelivery(btx, d, e.deliveries[i], nil); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
-// saveTransaction writes a change of a transaction alone, checked against
-// its stored state.
-func (db *DB) saveTransaction(ctx context.Context, c *session.Change) error {
-	t := c.Transaction
-	if t == nil || c.TxFrom == nil {
-		return fmt.Errorf("store: a change without a session needs a transaction and its state before")
-	}
-	v, err := json.Marshal(t)
-	if err != nil {
-		return fmt.Errorf("store: encode transaction %s: %w", t.ID, err)
-	}
-	deliveries := make([][]byte, len(c.Deliveries))
-	for i, d := range c.Deliveries {
-		if deliveries[i], err = json.Marshal(d); err != nil {
-			return fmt.Errorf("store: encode delivery %s: %w", d.WebhookID, err)
-		}
-	}
-	return db.submit(ctx, &write{err: make(chan error, 1), saved: c, fn: func(btx *bolt.Tx) error {
-		var cur session.Transaction
-		if err := get(btx, bucketTransactions, []byte(t.ID), &cur); err != nil {
-			return err
-		}
-		if cur.State != *c.TxFrom {
-			return session.ErrVersionConflict
-		}
-		if err := wbucket(btx, bucketTransactions).Put([]byte(t.ID), v); err != nil {
-			return fmt.Errorf("store: put transaction %s: %w", t.ID, err)
-		}
-		for i, d := range c.Deliveries {
-			if err := putDelivery(btx, d, deliveries[i], nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	}})
-}
-
-// Touch records the end user's latest request on the session.
+// Touch records the end user's latest request on the session. It is held
+// in memory (and seen by reads) until the next write of touches, at most
+// TouchInterval later; session.ErrNotFound if the session is not stored.
 func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
-		b := wbucket(tx, bucketSessions)
-		cur := b.Get([]byte(id))
-		if cur == nil {
-			return session.ErrNotFound
-		}
-		s, err := decodeSession(cur)
-		if err != nil {
-			return err
-		}
-		s.LastRequest, s.IP, s.UserAgent = at, c.IP, c.UserAgent
-		v, err := encodeSession(s)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(id), v)
+	var found bool
+	db.view(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketSessions).Get([]byte(id)) != nil
+		return nil
 	})
+	if !found {
+		return session.ErrNotFound
+	}
+	db.touches.add(id, touch{at: at, client: c})
+	return nil
 }
 
-// Due returns the ids of up to limit non-final sessions whose expiry is at
-// or before now, read from the expiry index: the cost is in the sessions
-// due, not the sessions stored.
-func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	var ids []string
+// ClaimDue returns up to limit non-final sessions due at or before now,
+// earliest first, that no other owner holds, read from the expiry index:
+// the cost is in the sessions due, not the sessions stored.
+func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]*session.Session, error) {
+	var out []*session.Session
+	db.claims.mu.Lock()
+	defer db.claims.mu.Unlock()
 	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketExpiry).Cursor()
-		for k, _ := c.First(); k != nil && beforeOrAt(k, now) && len(ids) < limit; k, _ = c.Next() {
-			ids = append(ids, string(k[8:]))
+		sessions := tx.Bucket(bucketSessions)
+		for k, _ := c.First(); k != nil && beforeOrAt(k, now) && len(out) < limit; k, _ = c.Next() {
+			id := string(k[8:])
+			if db.claims.heldLocked(claimSession, id, owner, now) {
+				continue
+			}
+			v := sessions.Get(k[8:])
+			if v == nil {
+				return fmt.Errorf("store: expiry index names missing session %s", id)
+			}
+			s, err := db.decoded.decode(id, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, s)
 		}
 		return nil
 	})
-	return ids, err
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range out {
+		db.claims.takeLocked(claimSession, s.ID, owner, now.Add(lease))
+		db.touches.merge(s)
+	}
+	return out, nil
 }
 
 // Transaction returns the transaction with the id; session.ErrNotFound.

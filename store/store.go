@@ -1,11 +1,12 @@
 // Package store keeps sessiond's data in one bbolt file: it implements
-// session.Store, and the outbox that the callbacks package reads. It is the
+// session.Store, and passes the shared suite in store/storetest. It is the
 // only package that imports bbolt.
 //
 // Every write goes through one committer goroutine that coalesces the
 // writes waiting at that moment into a single bbolt transaction and a single
-// fsync (group commit), and answers each writer after that commit. A lone
-// writer is committed at once; it never waits on a timer.
+// fsync (group commit), publishes the changes committed to the feed, and
+// answers each writer after that commit. A lone writer is committed at
+// once; it never waits on a timer.
 package store
 
 import (
@@ -34,11 +35,19 @@ var (
 	bucketExpiry       = []byte("expiry")        // expires (8 BE) + session id → nil, non-final sessions only
 	bucketTransactions = []byte("transactions")  // id → Transaction
 	bucketDeliveries   = []byte("deliveries")    // webhook id → Delivery
-	bucketDue          = []byte("due")           // next attempt (8 BE) + webhook id → nil, pending deliveries only
+	bucketHostDue      = []byte("host_due")      // len(host) (2 BE) + host + next attempt (8 BE) + webhook id → nil, pending only
+	bucketPending      = []byte("pending")       // created (8 BE) + webhook id → nil, pending deliveries only
 	bucketSessionDeliv = []byte("session_deliveries")
+	bucketTimers       = []byte("timers")     // due (8 BE) + key → nil
+	bucketTimerKeys    = []byte("timer_keys") // key → due (8 BE)
+
+	// bucketDue (next attempt + webhook id) is the due index of data files
+	// written before host_due; Open moves it into host_due and pending.
+	bucketDue = []byte("due")
 
 	allBuckets = [][]byte{bucketMerchants, bucketMerchantKeys, bucketTokens, bucketTokenExpiry, bucketSessions,
-		bucketRefs, bucketExpiry, bucketTransactions, bucketDeliveries, bucketDue, bucketSessionDeliv}
+		bucketRefs, bucketExpiry, bucketTransactions, bucketDeliveries, bucketHostDue, bucketPending,
+		bucketSessionDeliv, bucketTimers, bucketTimerKeys}
 )
 
 // ErrClosed is returned by writes after Close.
@@ -54,26 +63,34 @@ type Options struct {
 	LockTimeout time.Duration
 	// MaxBatch caps the writes coalesced into one transaction; 0 means 256.
 	MaxBatch int
-	// OnSave, if set, is called by the committer after each Save is on
-	// disk, in commit order, before the caller is answered. It must not
-	// block: it runs on the one goroutine every write waits for.
-	OnSave func(*session.Change)
+	// Feed, if set, is handed every committed change, in commit order,
+	// before its writer is answered.
+	Feed session.Publisher
 	// OnCommit, if set, is told how many writes each commit carried.
 	OnCommit func(writes int)
+	// TouchInterval is how often touches are written; 0 means 1s.
+	TouchInterval time.Duration
 }
 
 // DB is sessiond's database. Open it with Open; call Close when finished.
+//
+// One process holds a bbolt file (Open refuses a second), so the claims
+// of the contract live in this process's memory: a crash ends them with
+// the only owner that could hold them.
 type DB struct {
 	bolt    *bolt.DB
-	writes  chan *write
+	writes  chan []*write
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
 	max     int
-	onSave  func(*session.Change)
+	feed    session.Publisher
 	onCmt   func(int)
 
 	decoded sessionCache
+	touches touchBuffer
+	claims  claims
+	pending atomic.Int64 // pending deliveries
 
 	commits atomic.Uint64 // bolt transactions committed by the committer
 	written atomic.Uint64 // writes answered by them
@@ -89,6 +106,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = 256
 	}
+	if opts.TouchInterval == 0 {
+		opts.TouchInterval = time.Second
+	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
@@ -102,7 +122,7 @@ func Open(path string, opts Options) (*DB, error) {
 				return err
 			}
 		}
-		return nil
+		return migrateDue(tx)
 	})
 	if err != nil {
 		b.Close()
@@ -110,22 +130,33 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db := &DB{
 		bolt:    b,
-		writes:  make(chan *write),
+		writes:  make(chan []*write),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		max:     opts.MaxBatch,
-		onSave:  opts.OnSave,
+		feed:    opts.Feed,
 		onCmt:   opts.OnCommit,
 	}
+	var n int64
+	b.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	db.pending.Store(n)
+	db.touches.start(db, opts.TouchInterval)
 	go db.commitLoop()
 	return db, nil
 }
 
-// Close stops the committer, once the writes it has taken are answered, and
-// closes the file.
+// Close writes the touches held, stops the committer once the writes it
+// has taken are answered, and closes the file.
 func (db *DB) Close() error {
 	var err error
 	db.once.Do(func() {
+		db.touches.stop()
 		close(db.closing)
 		<-db.done
 		err = db.bolt.Close()
@@ -141,30 +172,47 @@ func (db *DB) CommitStats() (commits, writes uint64) {
 
 // write is one caller's part of a group commit.
 type write struct {
-	fn    func(*bolt.Tx) error
+	fn    func(*bolt.Tx, *write) error
 	err   chan error
-	saved *session.Change // for OnSave, if the write is a Save
+	saved *session.Change // published to the feed once committed
+	after func()          // run on the committer once committed, before the answer
+	// pending is the change to the count of pending deliveries made by
+	// the last run of fn; the committer adds it once committed.
+	pending int64
+}
+
+func newWrite(fn func(*bolt.Tx, *write) error) *write {
+	return &write{fn: fn, err: make(chan error, 1)}
 }
 
 // update runs fn in a write transaction shared with other writers and
-// returns once that transaction is on disk. fn must make every check that
-// can fail with a *session.Error before its first write: such an error is
-// answered to its caller alone and the batch goes on. Any other error (or
-// panic) rolls the batch back and the others are run again without it.
+// returns once that transaction is on disk. If fn returns an error (or
+// panics), nothing it wrote is kept: the shared transaction is rolled back
+// and run again without it, and its caller gets the error.
 func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
-	return db.submit(ctx, &write{fn: fn, err: make(chan error, 1)})
+	return db.submit(ctx, newWrite(func(tx *bolt.Tx, _ *write) error { return fn(tx) }))
 }
 
 func (db *DB) submit(ctx context.Context, w *write) error {
+	if err := db.submitAll(ctx, []*write{w}); err != nil {
+		return err
+	}
+	return <-w.err
+}
+
+// submitAll hands ws to the committer, which puts them in one transaction
+// as far as MaxBatch allows. Once taken, a write may commit, so its answer
+// must be awaited whatever ctx says; submitAll returns an error only if
+// none was taken.
+func (db *DB) submitAll(ctx context.Context, ws []*write) error {
 	select {
-	case db.writes <- w:
+	case db.writes <- ws:
+		return nil
 	case <-db.closing:
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// Once taken, the write may commit: wait for the answer whatever ctx says.
-	return <-w.err
 }
 
 func (db *DB) commitLoop() {
@@ -172,70 +220,91 @@ func (db *DB) commitLoop() {
 	batch := make([]*write, 0, db.max)
 	for {
 		select {
-		case w := <-db.writes:
-			batch = append(batch[:0], w)
+		case ws := <-db.writes:
+			batch = append(batch[:0], ws...)
 		drain:
 			for len(batch) < db.max {
 				select {
-				case w := <-db.writes:
-					batch = append(batch, w)
+				case ws := <-db.writes:
+					batch = append(batch, ws...)
 				default:
 					break drain
 				}
 			}
-			db.commit(batch)
+			for len(batch) > 0 {
+				n := min(len(batch), db.max)
+				db.commit(batch[:n])
+				batch = batch[n:]
+			}
 		case <-db.closing:
 			return
 		}
 	}
 }
 
+// commit writes batch in one transaction. A write that fails rolls the
+// transaction back; it is answered with its error, and the others are run
+// again without it, so no failed write ever leaves anything behind (as
+// bbolt's own Batch does, without its timer). A write's error is the one
+// it met in the order of the batch, as if the writes before it had been
+// committed alone first.
 func (db *DB) commit(batch []*write) {
+	batch = append([]*write(nil), batch...)
 	for len(batch) > 0 {
-		errs := make([]error, len(batch))
-		bad := -1
+		bad, badErr := -1, error(nil)
 		err := db.bolt.Update(func(tx *bolt.Tx) error {
 			for i, w := range batch {
-				errs[i] = run(w.fn, tx)
-				var se *session.Error
-				if errs[i] != nil && !errors.As(errs[i], &se) {
-					bad = i
-					return errs[i]
+				w.pending = 0
+				if err := run(w, tx); err != nil {
+					bad, badErr = i, err
+					return err
 				}
 			}
 			return nil
 		})
 		if bad >= 0 {
-			batch[bad].err <- errs[bad]
+			batch[bad].err <- badErr
 			batch = append(batch[:bad:bad], batch[bad+1:]...)
 			continue
 		}
+		if err != nil {
+			for _, w := range batch {
+				w.err <- fmt.Errorf("store: commit: %w", err)
+			}
+			return
+		}
 		db.commits.Add(1)
 		db.written.Add(uint64(len(batch)))
-		if db.onCmt != nil && err == nil {
+		if db.onCmt != nil {
 			db.onCmt(len(batch))
 		}
-		for i, w := range batch {
-			if err != nil {
-				w.err <- fmt.Errorf("store: commit: %w", err)
-				continue
+		var saved []*session.Change
+		for _, w := range batch {
+			db.pending.Add(w.pending)
+			if w.after != nil {
+				w.after()
 			}
-			if errs[i] == nil && w.saved != nil && db.onSave != nil {
-				db.onSave(w.saved)
+			if w.saved != nil {
+				saved = append(saved, w.saved)
 			}
-			w.err <- errs[i]
+		}
+		if db.feed != nil && len(saved) > 0 {
+			db.feed.Publish(saved...)
+		}
+		for _, w := range batch {
+			w.err <- nil
 		}
 		return
 	}
 }
 
-func run(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+func run(w *write, tx *bolt.Tx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store: panic in write: %v", r)
 		}
 	}()
-	return fn(tx)
+	return w.fn(tx, w)
 }
 
 func (db *DB) view(fn func(*bolt.Tx) error) error { return db.bolt.View(fn) }
@@ -251,7 +320,7 @@ func wbucket(tx *bolt.Tx, name []byte) *bolt.Bucket {
 	b := tx.Bucket(name)
 	switch string(name) {
 	case string(bucketSessions), string(bucketExpiry), string(bucketTransactions),
-		string(bucketDeliveries), string(bucketDue), string(bucketTokenExpiry):
+		string(bucketDeliveries), string(bucketPending), string(bucketTokenExpiry), string(bucketTimers):
 		b.FillPercent = appendFill
 	}
 	return b

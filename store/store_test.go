@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/store/storetest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -23,6 +24,22 @@ func MustOpen(tb testing.TB) (*DB, string) {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db, path
+}
+
+// TestContract runs the shared store suite on bbolt.
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, feed session.Publisher) session.Store {
+		db, err := Open(filepath.Join(t.TempDir(), "sessiond.db"), Options{Feed: feed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := db.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		return db
+	})
 }
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -50,9 +67,13 @@ func TestReopen(t *testing.T) {
 	c := &session.Change{
 		Session:     newSession("s1", 1),
 		Transaction: &session.Transaction{ID: "t1", SessionID: "s1", MerchantID: "m1"},
-		Deliveries:  []*session.Delivery{{WebhookID: "w1", SessionID: "s1", MerchantID: "m1", SessionState: &st, Status: session.DeliveryPending, NextAttempt: t0}},
+		Deliveries:  []*session.Delivery{{WebhookID: "w1", SessionID: "s1", MerchantID: "m1", URL: "http://a.example/", SessionState: &st, Status: session.DeliveryPending, NextAttempt: t0, Created: t0}},
+		Timers:      []session.Timer{{Key: "k", Due: t0}},
 	}
 	if err := db.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Touch(ctx, "s1", t0.Add(time.Minute), session.Client{IP: "192.0.2.1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -70,20 +91,23 @@ func TestReopen(t *testing.T) {
 	if got, err := db.Token(ctx, []byte("hash-of-token")); err != nil || got.MerchantID != "m1" {
 		t.Errorf("token after reopen: %+v, %v", got, err)
 	}
-	if got, err := db.Session(ctx, "s1"); err != nil || got.Params.MerchantReference != "order-1" || !got.Expires.Equal(t0.Add(30*time.Minute)) {
-		t.Errorf("session after reopen: %+v, %v", got, err)
+	if got, err := db.Session(ctx, "s1"); err != nil || got.Params.MerchantReference != "order-1" || got.IP != "192.0.2.1" || got.Version != 1 {
+		t.Errorf("session after reopen (touch written at close): %+v, %v", got, err)
 	}
 	if got, err := db.Transaction(ctx, "t1"); err != nil || got.SessionID != "s1" {
 		t.Errorf("transaction after reopen: %+v, %v", got, err)
 	}
-	if got, err := db.SessionsByReference(ctx, "m1", "order-1", 10); err != nil || len(got) != 1 {
-		t.Errorf("by reference after reopen: %d, %v", len(got), err)
+	if st, err := db.OutboxStats(ctx); err != nil || st.Pending != 1 {
+		t.Errorf("outbox after reopen: %+v, %v", st, err)
 	}
-	if got, err := db.DueDeliveries(ctx, t0, 10); err != nil || len(got) != 1 || got[0].WebhookID != "w1" {
+	if got, err := db.ClaimDeliveries(ctx, session.Claim{Owner: "o", Now: t0, Lease: time.Minute, Limit: 10, PerHost: 4}); err != nil || len(got.Deliveries) != 1 {
 		t.Errorf("due deliveries after reopen: %+v, %v", got, err)
 	}
-	if got, err := db.Due(ctx, t0.Add(30*time.Minute), 10); err != nil || len(got) != 1 {
+	if got, err := db.ClaimDue(ctx, "o", t0.Add(30*time.Minute), time.Minute, 10); err != nil || len(got) != 1 {
 		t.Errorf("due sessions after reopen: %v, %v", got, err)
+	}
+	if got, _, err := db.ClaimTimers(ctx, "o", t0, time.Minute, 10); err != nil || len(got) != 1 {
+		t.Errorf("timers after reopen: %v, %v", got, err)
 	}
 }
 
@@ -99,92 +123,63 @@ func TestLocked(t *testing.T) {
 	}
 }
 
-func TestSaveVersions(t *testing.T) {
-	db, _ := MustOpen(t)
-	ctx := context.Background()
-	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		version int
-		want    error
-	}{
-		{1, session.ErrVersionConflict}, // exists
-		{3, session.ErrVersionConflict}, // skips 2
-		{2, nil},
-		{2, session.ErrVersionConflict}, // replayed
-	} {
-		if err := db.Save(ctx, &session.Change{Session: newSession("s1", tt.version)}); !errors.Is(err, tt.want) {
-			t.Errorf("Save version %d: %v, want %v", tt.version, err, tt.want)
-		}
-	}
-	if err := db.Save(ctx, &session.Change{Session: newSession("nope", 2)}); !errors.Is(err, session.ErrNotFound) {
-		t.Errorf("Save of a missing session at version 2: %v, want not found", err)
-	}
-}
-
-func TestFinalLeavesExpiryIndex(t *testing.T) {
-	db, _ := MustOpen(t)
-	ctx := context.Background()
-	for _, id := range []string{"a", "b", "c"} {
-		if err := db.Save(ctx, &session.Change{Session: newSession(id, 1)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := newSession("b", 2)
-	s.State = session.StateCompleted
-	if err := db.Save(ctx, &session.Change{Session: s}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := db.Due(ctx, t0.Add(time.Hour), 10)
-	if err != nil || len(got) != 2 || got[0] != "a" || got[1] != "c" {
-		t.Errorf("Due = %v, %v, want [a c]", got, err)
-	}
-	if got, _ := db.Due(ctx, t0.Add(29*time.Minute), 10); len(got) != 0 {
-		t.Errorf("Due before the deadline = %v, want none", got)
-	}
-}
-
-// TestGroupCommitIsolation runs many writers at once, some of which fail,
-// and checks that each failure stays with its writer.
+// TestGroupCommitIsolation runs many writers at once, each of which writes
+// and then some of which fail (with a domain error, a plain error or a
+// panic), and checks that each failure stays with its writer and leaves
+// nothing behind, while its batch-mates commit.
 func TestGroupCommitIsolation(t *testing.T) {
 	db, _ := MustOpen(t)
 	ctx := context.Background()
 	errBoom := errors.New("boom")
 	const n = 64
+	// Hold the committer so that all writers queue and share batches.
+	hold := make(chan struct{})
+	holding := make(chan struct{})
+	go db.update(ctx, func(tx *bolt.Tx) error { close(holding); <-hold; return nil })
+	<-holding
 	var wg sync.WaitGroup
 	errs := make([]error, n)
+	queued := make(chan struct{}, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			key := []byte{byte(i)}
+			queued <- struct{}{}
 			errs[i] = db.update(ctx, func(tx *bolt.Tx) error {
-				// Every writer writes; every third then fails after writing,
-				// which must roll back its write and only its write.
+				// The failing writers fail after their first Put, which
+				// must not be committed with the batch.
 				if err := tx.Bucket(bucketTransactions).Put(key, []byte("x")); err != nil {
 					return err
 				}
-				switch i % 3 {
+				switch i % 4 {
 				case 1:
 					return errBoom
 				case 2:
 					panic("writer panics")
+				case 3:
+					return session.ErrVersionConflict
 				}
 				return nil
 			})
 		}()
 	}
+	for range n {
+		<-queued
+	}
+	close(hold)
 	wg.Wait()
 	for i, err := range errs {
 		var want bool
-		switch i % 3 {
+		switch i % 4 {
 		case 0:
 			want = err == nil
 		case 1:
 			want = errors.Is(err, errBoom)
 		case 2:
 			want = err != nil && !errors.Is(err, errBoom)
+		case 3:
+			want = errors.Is(err, session.ErrVersionConflict)
 		}
 		if !want {
 			t.Errorf("writer %d: %v", i, err)
@@ -192,15 +187,59 @@ func TestGroupCommitIsolation(t *testing.T) {
 	}
 	db.view(func(tx *bolt.Tx) error {
 		for i := range n {
-			if got, want := tx.Bucket(bucketTransactions).Get([]byte{byte(i)}) != nil, i%3 == 0; got != want {
+			if got, want := tx.Bucket(bucketTransactions).Get([]byte{byte(i)}) != nil, i%4 == 0; got != want {
 				t.Errorf("writer %d's key present %v, want %v", i, got, want)
 			}
 		}
 		return nil
 	})
 	commits, writes := db.CommitStats()
-	if writes < n/3 || commits == 0 {
-		t.Errorf("commit stats: %d commits, %d writes", commits, writes)
+	if writes < n/4 || commits == 0 || commits >= writes {
+		t.Errorf("commit stats: %d commits, %d writes: want writes shared", commits, writes)
+	}
+}
+
+// TestPartialWriteLeavesNothing is the defect as reported: a write that
+// returns a domain error after its first Put was committed with its batch.
+// Here a change whose transaction is stale fails after its session is
+// written; its batch-mates commit and it leaves nothing.
+func TestPartialWriteLeavesNothing(t *testing.T) {
+	db, _ := MustOpen(t)
+	ctx := context.Background()
+	created := session.TxCreated
+	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1), Transaction: &session.Transaction{ID: "t1", SessionID: "s1", State: session.TxPending}}); err != nil {
+		t.Fatal(err)
+	}
+	put := newWrite(func(tx *bolt.Tx, _ *write) error {
+		if err := tx.Bucket(bucketSessions).Put([]byte("ghost"), []byte("half a write")); err != nil {
+			return err
+		}
+		return session.ErrVersionConflict
+	})
+	stale := newSession("s1", 2)
+	errs := make([]error, 3)
+	ws := []*write{}
+	mate1, _ := db.changeWrite(&session.Change{Session: newSession("a", 1)})
+	bad, _ := db.changeWrite(&session.Change{Session: stale, Transaction: &session.Transaction{ID: "t1", SessionID: "s1"}, TxFrom: &created})
+	mate2, _ := db.changeWrite(&session.Change{Session: newSession("b", 1)})
+	ws = append(ws, mate1, put, bad, mate2)
+	if err := db.submitAll(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	errs = []error{<-mate1.err, <-put.err, <-bad.err, <-mate2.err}
+	if errs[0] != nil || errs[3] != nil || !errors.Is(errs[1], session.ErrVersionConflict) || !errors.Is(errs[2], session.ErrVersionConflict) {
+		t.Fatalf("results %v, want nil, conflict, conflict, nil", errs)
+	}
+	if _, err := db.Session(ctx, "ghost"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("the failed write's Put was committed: %v", err)
+	}
+	if s, _ := db.Session(ctx, "s1"); s.Version != 1 {
+		t.Errorf("s1 at version %d after a refused change, want 1", s.Version)
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, err := db.Session(ctx, id); err != nil {
+			t.Errorf("batch-mate %s: %v", id, err)
+		}
 	}
 }
 
@@ -212,78 +251,123 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-func TestDeliveryIndexes(t *testing.T) {
+// TestTouchCoalesced checks that touches cost no commit of their own: many
+// touches are written in one commit, at the interval or on FlushTouches.
+func TestTouchCoalesced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	db, err := Open(path, Options{TouchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := db.CommitStats()
+	for i := range 1000 {
+		if err := db.Touch(ctx, "s1", t0.Add(time.Duration(i)*time.Second), session.Client{IP: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after, _ := db.CommitStats(); after != before {
+		t.Errorf("1000 touches made %d commits before the interval, want 0", after-before)
+	}
+	db.FlushTouches()
+	if after, _ := db.CommitStats(); after != before+1 {
+		t.Errorf("flush made %d commits, want 1", after-before)
+	}
+	var stored *session.Session
+	db.view(func(tx *bolt.Tx) error {
+		stored, err = decodeSession(tx.Bucket(bucketSessions).Get([]byte("s1")))
+		return err
+	})
+	if !stored.LastRequest.Equal(t0.Add(999*time.Second)) || stored.Version != 1 {
+		t.Errorf("stored after flush: last %v version %d", stored.LastRequest, stored.Version)
+	}
+}
+
+// TestDamagedDelivery is the defect as reported: one undecodable delivery
+// stopped every callback. It is set aside as failed, reported once, and
+// the others are claimed.
+func TestDamagedDelivery(t *testing.T) {
 	db, _ := MustOpen(t)
 	ctx := context.Background()
-	st := session.State(12)
-	d := &session.Delivery{WebhookID: "w1", SessionID: "s1", MerchantID: "m1", SessionState: &st, Status: session.DeliveryPending, NextAttempt: t0}
+	st := session.StateCompleted
+	var ds []*session.Delivery
+	for _, id := range []string{"w1", "w2", "w3"} {
+		ds = append(ds, &session.Delivery{WebhookID: id, SessionID: "s1", MerchantID: "m1", URL: "http://a.example/", SessionState: &st, Status: session.DeliveryPending, NextAttempt: t0, Created: t0})
+	}
+	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1), Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.update(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeliveries).Put([]byte("w2"), []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := session.Claim{Owner: "o", Now: t0, Lease: time.Minute, Limit: 10, PerHost: 4}
+	got, err := db.ClaimDeliveries(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Deliveries) != 2 || len(got.Damaged) != 1 || got.Damaged[0].WebhookID != "w2" || got.Damaged[0].Status != session.DeliveryFailed || got.Damaged[0].LastError == "" {
+		t.Fatalf("claimed %d, damaged %+v: want w1, w3 and w2 set aside with a reason", len(got.Deliveries), got.Damaged)
+	}
+	if st, _ := db.OutboxStats(ctx); st.Pending != 2 {
+		t.Errorf("pending = %d, want 2 (the damaged one is failed)", st.Pending)
+	}
+	c.Now = t0.Add(time.Hour)
+	if got, _ := db.ClaimDeliveries(ctx, c); len(got.Damaged) != 0 {
+		t.Errorf("damaged delivery reported again: %+v", got.Damaged)
+	}
+	all, err := db.SessionDeliveries(ctx, "s1")
+	if err != nil || len(all) != 3 || all[1].Status != session.DeliveryFailed {
+		t.Errorf("SessionDeliveries = %+v, %v, want w2 failed", all, err)
+	}
+}
+
+// TestMigrateDue opens a file whose due index has the older layout.
+func TestMigrateDue(t *testing.T) {
+	db, path := MustOpen(t)
+	ctx := context.Background()
+	st := session.StateCompleted
+	d := &session.Delivery{WebhookID: "w1", SessionID: "s1", MerchantID: "m1", URL: "http://a.example/", SessionState: &st, Status: session.DeliveryPending, NextAttempt: t0, Created: t0}
 	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1), Deliveries: []*session.Delivery{d}}); err != nil {
 		t.Fatal(err)
 	}
-	d.Attempts, d.NextAttempt = 1, t0.Add(10*time.Minute)
-	if err := db.UpdateDelivery(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := db.DueDeliveries(ctx, t0.Add(time.Minute), 10); len(got) != 0 {
-		t.Errorf("due before the retry: %d, want 0", len(got))
-	}
-	if at, ok, _ := db.NextDelivery(ctx); !ok || !at.Equal(t0.Add(10*time.Minute)) {
-		t.Errorf("NextDelivery = %v, %v, want the retry time", at, ok)
-	}
-	d.Status, d.NextAttempt = session.DeliveryDelivered, time.Time{}
-	if err := db.UpdateDelivery(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, _ := db.NextDelivery(ctx); ok {
-		t.Error("a delivered delivery is still due")
-	}
-	got, err := db.SessionDeliveries(ctx, "s1")
-	if err != nil || len(got) != 1 || got[0].Status != session.DeliveryDelivered {
-		t.Errorf("SessionDeliveries = %+v, %v", got, err)
-	}
-}
-
-func TestPurgeTokens(t *testing.T) {
-	db, _ := MustOpen(t)
-	ctx := context.Background()
-	old := &session.Token{Hash: []byte("old"), Expires: t0}
-	live := &session.Token{Hash: []byte("live"), Expires: t0.Add(time.Hour)}
-	if err := db.PutTokens(ctx, []*session.Token{old, live}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := db.PurgeTokens(ctx, t0, 100); err != nil || n != 1 {
-		t.Fatalf("PurgeTokens = %d, %v, want 1", n, err)
-	}
-	if _, err := db.Token(ctx, []byte("old")); !errors.Is(err, session.ErrNotFound) {
-		t.Errorf("purged token: %v", err)
-	}
-	if _, err := db.Token(ctx, []byte("live")); err != nil {
-		t.Errorf("live token: %v", err)
-	}
-	if err := db.PutTokens(ctx, nil, [][]byte{[]byte("old")}); !errors.Is(err, session.ErrUnauthorized) {
-		t.Errorf("revoking a gone token: %v, want unauthorized", err)
-	}
-}
-
-func TestSaveAllIsAllOrNothing(t *testing.T) {
-	db, _ := MustOpen(t)
-	ctx := context.Background()
-	if err := db.Save(ctx, &session.Change{Session: newSession("b", 1)}); err != nil {
-		t.Fatal(err)
-	}
-	err := db.SaveAll(ctx, []*session.Change{{Session: newSession("a", 1)}, {Session: newSession("b", 1)}, {Session: newSession("c", 1)}})
-	if err == nil {
-		t.Fatal("SaveAll with a taken id succeeded")
-	}
-	for _, id := range []string{"a", "c"} {
-		if _, err := db.Session(ctx, id); !errors.Is(err, session.ErrNotFound) {
-			t.Errorf("session %s after a failed SaveAll: %v, want not found", id, err)
+	// Rewrite the indexes as an older sessiond left them.
+	if err := db.update(ctx, func(tx *bolt.Tx) error {
+		old, err := tx.CreateBucket(bucketDue)
+		if err != nil {
+			return err
 		}
-	}
-	if err := db.SaveAll(ctx, []*session.Change{{Session: newSession("a", 1)}, {Session: newSession("c", 1)}}); err != nil {
+		if err := old.Put(timeKey(t0, "w1"), nil); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketHostDue, bucketPending} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := db.Due(ctx, t0.Add(time.Hour), 10); len(got) != 3 {
-		t.Errorf("Due after SaveAll: %v, want a, b, c", got)
+	db.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if st, _ := db.OutboxStats(ctx); st.Pending != 1 {
+		t.Errorf("pending after migration = %d, want 1", st.Pending)
+	}
+	got, err := db.ClaimDeliveries(ctx, session.Claim{Owner: "o", Now: t0, Lease: time.Minute, Limit: 10, PerHost: 4})
+	if err != nil || len(got.Deliveries) != 1 {
+		t.Errorf("claim after migration: %+v, %v", got, err)
 	}
 }
