@@ -12,6 +12,7 @@ package rpc_test
 //
 //	## name of the case
 //	skip: reason        (optional: the case is skipped with this reason)
+//	http-only: reason   (optional: not replayed over WebSocket, for this reason)
 //	ready: false        (optional: the server has not been made ready)
 //	# a comment (only here, before the case's first exchange)
 //
@@ -472,6 +473,7 @@ type testCase struct {
 	name      string
 	line      int
 	skip      string
+	httpOnly  string
 	ready     bool
 	exchanges []*exchange
 }
@@ -508,6 +510,9 @@ func parseCases(data string) ([]*testCase, error) {
 			i = next
 		case strings.HasPrefix(line, "skip:") && len(c.exchanges) == 0:
 			c.skip = strings.TrimSpace(strings.TrimPrefix(line, "skip:"))
+			i++
+		case strings.HasPrefix(line, "http-only:") && len(c.exchanges) == 0:
+			c.httpOnly = strings.TrimSpace(strings.TrimPrefix(line, "http-only:"))
 			i++
 		case strings.HasPrefix(line, "ready:") && len(c.exchanges) == 0:
 			v, err := strconv.ParseBool(strings.TrimSpace(strings.TrimPrefix(line, "ready:")))
