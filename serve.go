@@ -43,6 +43,7 @@ func serveFlags(f *flagSet, c *server.Config, logFormat, logLevel *string) {
 	f.String(&c.Addr, "addr", "ADDRESS", "listen address; port 0 picks a free port")
 	f.String(&c.PublicURL, "public-url", "URL", "base of the hosted page's URL in create results, such as https://pay.example.com (default http://ADDR)")
 	f.String(&c.DebugAddr, "debug-addr", "ADDRESS", "serve Go's pprof profiles on this address (keep it private; off by default)")
+	f.String(&c.ReadyFile, "ready-file", "FILE", `once ready, write {"url","pid","admin_socket"} to this file (atomically; removed at stop)`)
 
 	f.group("Data")
 	f.String(&c.DB, "db", "FILE", "data file, created if missing")
@@ -87,7 +88,7 @@ func serve(env *cmdEnv, c server.Config, logFormat, logLevel string) error {
 	if err := c.Validate(); err != nil {
 		return usagef("sessiond serve: %v", err)
 	}
-	c.Log, c.Version = log, versionString()
+	c.Log, c.Version, c.Stdout = log, versionString(), env.stdout
 	// The live heap is small (the data lives in bbolt's mmap), so the
 	// default GOGC=100 collects very often under load; 400 gains 10-17%
 	// throughput in `sessiond bench` for a heap of a few tens of MiB.

@@ -83,6 +83,14 @@ type Config struct {
 	// OnAttempt, if set, is told the outcome of every attempt: a
 	// delivery status, or "retry" for a failed attempt with retries left.
 	OnAttempt func(outcome string)
+	// Stamp is the clock of webhook-timestamp, which receivers check
+	// against their own; nil means Now. A sandbox whose Now runs ahead
+	// stamps with the wall clock.
+	Stamp func() time.Time
+	// Faults, if set, fail attempts a sandbox asked to fail, unsent;
+	// Journal, if set, records every attempt.
+	Faults  *Faults
+	Journal *Journal
 }
 
 // Dispatcher sends the deliveries of an Outbox. Make one with New, then
@@ -132,6 +140,9 @@ func New(o Outbox, cfg Config) *Dispatcher {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Stamp == nil {
+		cfg.Stamp = cfg.Now
 	}
 	dialer := &net.Dialer{Timeout: cfg.Timeout}
 	if !cfg.AllowPrivate {
@@ -389,8 +400,15 @@ func (d *Dispatcher) secret(ctx context.Context, merchantID string) (string, err
 func (d *Dispatcher) attempt(dl *session.Delivery, host, secret string) {
 	defer d.unhold(dl.WebhookID, host)
 	ctx := d.attempts
-	now := d.cfg.Now()
-	code, err := d.post(ctx, dl, secret, now)
+	now, stamp := d.cfg.Now(), d.cfg.Stamp()
+	f, faulty := d.cfg.Faults.take(dl)
+	var code int
+	var err error
+	if faulty {
+		code, err = injected(f)
+	} else {
+		code, err = d.post(ctx, dl, secret, stamp)
+	}
 	if ctx.Err() != nil {
 		if rerr := d.outbox.ReleaseDeliveries(context.Background(), d.cfg.Owner, []string{dl.WebhookID}); rerr != nil {
 			d.cfg.Log.Error().Err(rerr).Str("webhook_id", dl.WebhookID).Msg("cannot release callback delivery")
@@ -398,6 +416,10 @@ func (d *Dispatcher) attempt(dl *session.Delivery, host, secret string) {
 		return
 	}
 	d.settle(dl, now, code, err)
+	if faulty && dl.LastError == "" {
+		dl.LastError = fmt.Sprintf("%s: %d (not sent)", errInjected, code)
+	}
+	d.journal(dl, secret, now, stamp, faulty)
 	d.logAttempt(dl, host)
 	if d.cfg.OnAttempt != nil {
 		outcome := string(dl.Status)

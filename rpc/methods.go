@@ -48,6 +48,7 @@ func (s *Server) methodTable() map[string]method {
 	}
 	if s.cfg.Sandbox {
 		t["sandbox.transaction_transition"] = method{true, s.transactionTransition}
+		s.sandboxMethods(t)
 	}
 	return t
 }

@@ -42,6 +42,9 @@ type Config struct {
 	Hub *Hub
 	// Sandbox serves the sandbox's own methods.
 	Sandbox bool
+	// Controls are the sandbox's test controls behind sandbox.reset and
+	// the rest; a Sandbox server without them answers those -32603.
+	Controls SandboxControls
 	// Observer, if set, is told of every call.
 	Observer Observer
 	// MaxInflight caps the HTTP requests served at once on /rpc and /api;

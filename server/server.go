@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -69,6 +70,13 @@ type Config struct {
 	// another process.
 	LockTimeout time.Duration
 
+	// ReadyFile, if set, is written with {"url", "pid", "admin_socket"}
+	// once the server is ready, and removed when it stops.
+	ReadyFile string
+	// Stdout, if set, gets the line "sessiond listening on URL" once the
+	// server is ready.
+	Stdout io.Writer
+
 	// Log receives the server's logs.
 	Log zerolog.Logger
 	// Version is logged at start.
@@ -122,6 +130,7 @@ type Main struct {
 	cfg Config
 	log zerolog.Logger
 
+	clock   *session.Clock // the sandbox's; advanced by sandbox.advance_time
 	ln      net.Listener
 	debugLn net.Listener
 	db      *store.DB
@@ -144,7 +153,7 @@ type Main struct {
 
 // New returns a Main for cfg; it does nothing until Open.
 func New(cfg Config) *Main {
-	m := &Main{cfg: cfg, log: cfg.Log}
+	m := &Main{cfg: cfg, log: cfg.Log, clock: new(session.Clock)}
 	m.workerCtx, m.stopWorkers = context.WithCancel(context.Background())
 	return m
 }
@@ -190,14 +199,26 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.svc.SessionTTL, m.svc.TokenTTL = c.SessionTTL, c.TokenTTL
 
 	hub := rpc.NewHub()
-	dispatcher := callbacks.New(m.db, callbacks.Config{
+	cbc := callbacks.Config{
 		Retry:        c.CallbackRetry,
 		Timeout:      c.CallbackTimeout,
 		UserAgent:    c.CallbackUserAgent,
 		AllowPrivate: c.CallbackAllowPrivate,
 		Log:          m.log,
 		OnAttempt:    met.ObserveCallback,
-	})
+	}
+	var controls *sandboxControls
+	if c.Sandbox {
+		// One clock the sandbox can move drives everything time-driven.
+		controls = &sandboxControls{clock: m.clock, svc: m.svc, faults: new(callbacks.Faults), journal: new(callbacks.Journal),
+			flushFor: c.CallbackTimeout + time.Second}
+		m.svc.Now, m.svc.Sandbox = m.clock.Now, true
+		cbc.Now, cbc.Stamp, cbc.Faults, cbc.Journal = m.clock.Now, time.Now, controls.faults, controls.journal
+	}
+	dispatcher := callbacks.New(m.db, cbc)
+	if controls != nil {
+		controls.dispatcher = dispatcher
+	}
 	m.follow(feed.Subscribe(1<<16), func(ctx context.Context, sub *session.Subscription) {
 		sub.Follow(ctx, met.ObserveChange, m.lost("metrics"))
 	})
@@ -232,6 +253,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		SessionWarning: c.SessionWarning,
 		Hub:            hub,
 		Sandbox:        c.Sandbox,
+		Controls:       rpcControls(controls),
 		Observer:       met,
 		MaxInflight:    c.MaxInflight,
 		RateLimit:      c.RateLimit,
@@ -347,6 +369,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.rpc.SetReady(true)
 	m.mu.Unlock()
 	m.log.Info().Str("addr", m.ln.Addr().String()).Str("db", m.cfg.DB).Str("version", m.cfg.Version).Msg("listening")
+	if err := m.announce(); err != nil {
+		m.Close()
+		return err
+	}
 
 	var err error
 	select {
@@ -381,6 +407,7 @@ func (m *Main) close() error {
 	if m.rpc != nil {
 		m.rpc.SetReady(false)
 	}
+	m.unannounce()
 	if m.http != nil {
 		shutdown, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
 		if err := m.http.Shutdown(shutdown); err != nil {

@@ -6,36 +6,9 @@ import (
 	"time"
 )
 
-// sandboxOutcomes are the merchant references that make a sandbox session
-// run by itself, and where each one ends.
-var sandboxOutcomes = map[string]struct {
-	state     State
-	errorCode string
-}{
-	"completed": {StateCompleted, ""},
-	"aborted":   {StateAborted, "psu_abandoned_session"},
-	"failed":    {StateFailed, ""},
-}
-
 // sandboxNext returns the sandbox's next move of a session whose merchant
-// reference names an outcome: along the type's path to completion, or, for
-// "aborted" and "failed", one step in and then to the outcome.
-func sandboxNext(s *Session) (State, string, bool) {
-	out, ok := sandboxOutcomes[s.Params.MerchantReference]
-	if !ok || s.State.Final() {
-		return 0, "", false
-	}
-	if out.state != StateCompleted && s.State != StateCreated {
-		return out.state, out.errorCode, true
-	}
-	path := flows[s.Type].path
-	for i, st := range path[:len(path)-1] {
-		if st == s.State {
-			return path[i+1], "", true
-		}
-	}
-	return 0, "", false
-}
+// reference names a scenario (see scenarioOf).
+func sandboxNext(s *Session) (State, string, bool) { return scenarioNext(s) }
 
 // SandboxAdvance makes the sandbox's next move of the session with the id,
 // if it has one, and returns the session as it then is.
@@ -210,8 +183,9 @@ func (sb *Sandbox) after(step func(context.Context) error) {
 		delete(sb.timers, t)
 		sb.mu.Unlock()
 		// A conflict means the session or transaction moved meanwhile;
-		// that move scheduled what comes next, if anything.
-		if err := step(context.Background()); err != nil && ErrorCode(err) != CodeConflict {
+		// that move scheduled what comes next, if anything. Not found:
+		// sandbox.reset deleted it.
+		if err := step(context.Background()); err != nil && ErrorCode(err) != CodeConflict && ErrorCode(err) != CodeNotFound {
 			sb.onError(err)
 		}
 	})

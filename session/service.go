@@ -31,6 +31,9 @@ type Service struct {
 	// TokenTTL is how long an access token lives; refresh tokens live an
 	// hour longer.
 	TokenTTL time.Duration
+	// Sandbox runs the scenarios of magic merchant references that act at
+	// create ("approval", "expire").
+	Sandbox bool
 }
 
 // Defaults of the Service's settings.
@@ -69,6 +72,9 @@ func (s *Service) Create(ctx context.Context, m *Merchant, t Type, p *Params) (*
 		return nil, "", err
 	}
 	if err := s.store.Save(ctx, &Change{Session: sess}); err != nil {
+		return nil, "", err
+	}
+	if err := s.sandboxCreated(ctx, sess); err != nil {
 		return nil, "", err
 	}
 	return sess, token, nil
@@ -115,6 +121,7 @@ func (s *Service) newSession(m *Merchant, t Type, p *Params, now time.Time) (*Se
 	if p.ApprovalRequired {
 		sess.Approval = ApprovalPending
 	}
+	s.sandboxCreate(sess)
 	return sess, token, nil
 }
 
