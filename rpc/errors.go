@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/sessiond/sessiond/session"
 	"github.com/sourcegraph/jsonrpc2"
@@ -38,6 +39,8 @@ type errorData struct {
 	ErrorMessage string `json:"error_message"`
 	State        string `json:"state"`
 	Field        string `json:"field,omitempty"`
+	// RetryAfter is, for -32029, the seconds to wait before trying again.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // rpcError is a JSON-RPC error with Brite's data, and the HTTP status it
@@ -90,7 +93,12 @@ func toRPCError(err error) *rpcError {
 		return newError(w.code, w.message, session.NameInternalError, "Internal error.", "", w.status)
 	}
 	w := wire[se.Code]
-	return newError(w.code, w.message, se.Name, se.Message, se.Field, w.status)
+	e := newError(w.code, w.message, se.Name, se.Message, se.Field, w.status)
+	if se.RetryAfter > 0 {
+		e.data.RetryAfter = int((se.RetryAfter + time.Second - 1) / time.Second)
+		e.rpc.SetError(e.data)
+	}
+	return e
 }
 
 func strconvQuote(s string) string {

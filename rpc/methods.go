@@ -87,7 +87,7 @@ func (s *Server) authorize(ctx context.Context, r *request) (any, error) {
 	if err := required("public_key", p.PublicKey, "secret", p.Secret); err != nil {
 		return nil, err
 	}
-	t, err := s.svc.Authorize(ctx, p.PublicKey, p.Secret)
+	t, err := s.svc.AuthorizeFrom(ctx, r.client, p.PublicKey, p.Secret)
 	if err != nil {
 		return nil, err
 	}

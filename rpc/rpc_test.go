@@ -140,6 +140,7 @@ func mustServer(tb testing.TB, cfg rpc.Config) *testServer {
 	random := &faultyRandom{}
 	svc := session.NewService(db)
 	svc.Now, svc.Random = clock.Now, random
+	svc.SecretCost = session.SecretCost{MemoryKiB: 64, Passes: 1} // fast tests; the cost is not what they test
 	logs := &logBuffer{}
 	srv := rpc.New(svc, cfg, zerolog.New(logs))
 	hs := httptest.NewServer(srv.Handler())

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an Error; the transports map each code to their own
@@ -48,6 +49,9 @@ type Error struct {
 	Name    string
 	Message string
 	Field   string
+	// RetryAfter is, for CodeRateLimited, how long to wait before trying
+	// again (0: unknown).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

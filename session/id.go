@@ -2,15 +2,20 @@ package session
 
 import (
 	"bytes"
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 )
 
 // newUUID returns an RFC 9562 version 7 UUID: 48 bits of Unix milliseconds,
@@ -114,12 +119,111 @@ func hashToken(token string) []byte {
 	return h[:]
 }
 
-// hashSecret returns the salted SHA-256 of a merchant secret.
-func hashSecret(salt []byte, secret string) []byte {
-	h := sha256.New()
-	h.Write(salt)
-	h.Write([]byte(secret))
-	return h.Sum(nil)
+// SecretCost is the cost of the argon2id hash of merchant secrets: the
+// memory in KiB and the passes over it (one lane). Hashes record their
+// cost, so any cost verifies; a cost other than the Service's is rehashed
+// on the next success.
+type SecretCost struct {
+	MemoryKiB uint32
+	Passes    uint32
+}
+
+// DefaultSecretCost is what OWASP recommends for argon2id: 19 MiB, 2
+// passes; about 40 ms on one core of a 2026 server.
+var DefaultSecretCost = SecretCost{MemoryKiB: 19456, Passes: 2}
+
+// kdf is the name of the hash c makes, as kept in Merchant.SecretKDF.
+func (c SecretCost) kdf() string {
+	if c == (SecretCost{}) {
+		c = DefaultSecretCost
+	}
+	return fmt.Sprintf("argon2id$v=19$m=%d,t=%d,p=1", c.MemoryKiB, c.Passes)
+}
+
+// kdfSlots bounds the argon2id hashes computed at once, and so the memory
+// they take (19 MiB each), whatever the number of callers.
+var kdfSlots = make(chan struct{}, 2)
+
+func acquireKDF(ctx context.Context) error {
+	select {
+	case kdfSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func releaseKDF() { <-kdfSlots }
+
+// deriveSecret hashes a merchant secret with salt as kdf says: an
+// argon2id name as SecretCost.kdf makes, with any parameters within bounds, or "" for the salted SHA-256 of
+// records made before argon2id.
+func deriveSecret(kdf string, salt []byte, secret string) ([]byte, error) {
+	if kdf == "" {
+		h := sha256.New()
+		h.Write(salt)
+		h.Write([]byte(secret))
+		return h.Sum(nil), nil
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(kdf, "argon2id$v=19$m=%d,t=%d,p=%d", &m, &t, &p); err != nil ||
+		m < 8 || m > 1<<20 || t < 1 || t > 16 || p < 1 || p > 16 {
+		return nil, fmt.Errorf("unknown secret hash %q", kdf)
+	}
+	return argon2.IDKey([]byte(secret), salt, t, m, p, 32), nil
+}
+
+// verifiedCache remembers, per merchant, a keyed hash of the secret last
+// verified against its stored record, so that a merchant authorizing
+// again costs one HMAC instead of one argon2id. The key is random per
+// process and the record is part of the hash, so a changed secret misses.
+type verifiedCache struct {
+	once sync.Once
+	key  []byte
+	mu   sync.Mutex
+	sums map[string][32]byte
+}
+
+const verifiedCacheSize = 10000
+
+func (c *verifiedCache) sum(m *Merchant, secret string) [32]byte {
+	c.once.Do(func() {
+		c.key = make([]byte, 32)
+		rand.Read(c.key)
+	})
+	mac := hmac.New(sha256.New, c.key)
+	for _, part := range [][]byte{[]byte(m.ID), []byte(m.SecretKDF), m.SecretSalt, m.SecretHash, []byte(secret)} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(part)))
+		mac.Write(n[:])
+		mac.Write(part)
+	}
+	return [32]byte(mac.Sum(nil))
+}
+
+func (c *verifiedCache) check(m *Merchant, secret string) bool {
+	sum := c.sum(m, secret)
+	c.mu.Lock()
+	want, ok := c.sums[m.ID]
+	c.mu.Unlock()
+	return ok && hmac.Equal(sum[:], want[:])
+}
+
+func (c *verifiedCache) remember(m *Merchant, secret string) {
+	sum := c.sum(m, secret)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sums == nil {
+		c.sums = map[string][32]byte{}
+	}
+	if _, ok := c.sums[m.ID]; !ok && len(c.sums) >= verifiedCacheSize {
+		for id := range c.sums { // map order is random
+			delete(c.sums, id)
+			break
+		}
+	}
+	c.sums[m.ID] = sum
 }
 
 // equalHash compares two hashes in constant time.

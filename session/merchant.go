@@ -2,8 +2,10 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +27,10 @@ type Tokens struct {
 	RefreshToken string    `json:"refresh_token"`
 	Expires      time.Time `json:"-"`
 }
+
+// DefaultTokenChainTTL is the default of Service.TokenChainTTL: a merchant
+// authorizes with its secret at least once a day.
+const DefaultTokenChainTTL = 24 * time.Hour
 
 // CallbackSecretPrefix starts every callback secret, as in Standard Webhooks.
 const CallbackSecretPrefix = "whsec_"
@@ -55,9 +61,9 @@ func (s *Service) AddMerchant(ctx context.Context, name string, cr Credentials) 
 }
 
 // EnsureMerchant makes the merchant with cr's public key, or brings a stored
-// one up to date with cr's secret (and callback secret, if given). It
-// reports whether it made one; generated credentials are in the returned
-// Credentials.
+// one up to date with cr's secret (and callback secret, if given). A new
+// secret revokes every token the merchant holds. It reports whether it made
+// one; generated credentials are in the returned Credentials.
 func (s *Service) EnsureMerchant(ctx context.Context, cr Credentials) (*Merchant, Credentials, bool, error) {
 	if cr.PublicKey == "" || cr.Secret == "" {
 		return nil, cr, false, FieldError(NameInvalidParams, "merchant", "a merchant needs PUBLIC_KEY:SECRET")
@@ -65,7 +71,7 @@ func (s *Service) EnsureMerchant(ctx context.Context, cr Credentials) (*Merchant
 	if cr.CallbackSecret != "" && !strings.HasPrefix(cr.CallbackSecret, CallbackSecretPrefix) {
 		return nil, cr, false, FieldError(NameInvalidParams, "merchant", "a callback secret starts with %s", CallbackSecretPrefix)
 	}
-	m, err := s.store.MerchantByPublicKey(ctx, cr.PublicKey)
+	found, err := s.store.MerchantByPublicKey(ctx, cr.PublicKey)
 	if errors.Is(err, ErrNotFound) {
 		m, cr, err := s.AddMerchant(ctx, cr.PublicKey, cr)
 		return m, cr, err == nil, err
@@ -73,25 +79,97 @@ func (s *Service) EnsureMerchant(ctx context.Context, cr Credentials) (*Merchant
 	if err != nil {
 		return nil, cr, false, err
 	}
-	cr.MerchantID = m.ID
-	changed := false
-	if !equalHash(m.SecretHash, hashSecret(m.SecretSalt, cr.Secret)) {
-		if err := s.setSecret(m, cr.Secret); err != nil {
-			return nil, cr, false, err
+	cr.MerchantID = found.ID
+	m, err := s.updateMerchant(ctx, found.ID, func(m *Merchant) (bool, error) {
+		changed := false
+		same, err := s.verifySecret(ctx, m, cr.Secret)
+		if err != nil {
+			return false, err
 		}
-		changed = true
-	}
-	if cr.CallbackSecret != "" && cr.CallbackSecret != m.CallbackSecret {
-		m.CallbackSecret, changed = cr.CallbackSecret, true
+		if !same || m.SecretKDF != s.SecretCost.kdf() {
+			if err := s.setSecret(m, cr.Secret); err != nil {
+				return false, err
+			}
+			changed = true
+		}
+		if !same {
+			m.TokenGeneration++
+		}
+		if cr.CallbackSecret != "" && cr.CallbackSecret != m.CallbackSecret {
+			m.CallbackSecret, changed = cr.CallbackSecret, true
+		}
+		return changed, nil
+	})
+	if err != nil {
+		return nil, cr, false, err
 	}
 	cr.CallbackSecret = m.CallbackSecret
-	if changed {
-		if err := s.store.PutMerchant(ctx, m); err != nil {
-			return nil, cr, false, err
-		}
-		s.auth.forget(m.ID)
-	}
 	return m, cr, false, nil
+}
+
+// FindMerchant returns the merchant whose id or public key is ref;
+// ErrNotFound.
+func (s *Service) FindMerchant(ctx context.Context, ref string) (*Merchant, error) {
+	m, err := s.store.Merchant(ctx, ref)
+	if errors.Is(err, ErrNotFound) {
+		m, err = s.store.MerchantByPublicKey(ctx, ref)
+	}
+	return m, err
+}
+
+// RotateSecret gives the merchant with the id a new generated secret and
+// revokes every token it holds; the returned Credentials carry the new
+// secret, shown only now. ErrNotFound if there is no such merchant.
+func (s *Service) RotateSecret(ctx context.Context, merchantID string) (Credentials, error) {
+	var cr Credentials
+	if err := s.generate(&cr); err != nil {
+		return cr, err
+	}
+	m, err := s.updateMerchant(ctx, merchantID, func(m *Merchant) (bool, error) {
+		if err := s.setSecret(m, cr.Secret); err != nil {
+			return false, err
+		}
+		m.TokenGeneration++
+		return true, nil
+	})
+	if err != nil {
+		return Credentials{}, err
+	}
+	return Credentials{MerchantID: m.ID, PublicKey: m.PublicKey, Secret: cr.Secret, CallbackSecret: m.CallbackSecret}, nil
+}
+
+// RevokeTokens revokes every access and refresh token of the merchant with
+// the id, at once: calls with them get ErrUnauthorized and the merchant
+// authorizes again with its secret. ErrNotFound if there is no such
+// merchant.
+func (s *Service) RevokeTokens(ctx context.Context, merchantID string) error {
+	_, err := s.updateMerchant(ctx, merchantID, func(m *Merchant) (bool, error) {
+		m.TokenGeneration++
+		return true, nil
+	})
+	return err
+}
+
+// updateMerchant re-reads the merchant with the id, lets change modify it
+// and stores it if change reports a change, then forgets the tokens
+// remembered for it. Writes of merchants are serialized, so a revocation
+// is never lost to a concurrent write of the record it read before.
+func (s *Service) updateMerchant(ctx context.Context, id string, change func(*Merchant) (bool, error)) (*Merchant, error) {
+	s.merchantMu.Lock()
+	defer s.merchantMu.Unlock()
+	m, err := s.store.Merchant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	changed, err := change(m)
+	if err != nil || !changed {
+		return m, err
+	}
+	if err := s.store.PutMerchant(ctx, m); err != nil {
+		return nil, err
+	}
+	s.auth.forget(m.ID)
+	return m, nil
 }
 
 func (s *Service) generate(cr *Credentials) error {
@@ -115,13 +193,41 @@ func (s *Service) generate(cr *Credentials) error {
 	return nil
 }
 
+// setSecret stores secret's argon2id hash, with a new salt, in m, and
+// remembers the secret as verified for m's new record.
 func (s *Service) setSecret(m *Merchant, secret string) error {
 	salt := make([]byte, 16)
 	if _, err := s.Random.Read(salt); err != nil {
 		return fmt.Errorf("session: salt: %w", err)
 	}
-	m.SecretSalt, m.SecretHash = salt, hashSecret(salt, secret)
+	h, err := deriveSecret(s.SecretCost.kdf(), salt, secret)
+	if err != nil {
+		return err
+	}
+	m.SecretSalt, m.SecretHash, m.SecretKDF = salt, h, s.SecretCost.kdf()
+	s.verified.remember(m, secret)
 	return nil
+}
+
+// verifySecret reports whether secret is m's: from the verified-credentials
+// cache when it was verified before, else by the slow hash.
+func (s *Service) verifySecret(ctx context.Context, m *Merchant, secret string) (bool, error) {
+	if s.verified.check(m, secret) {
+		return true, nil
+	}
+	if err := acquireKDF(ctx); err != nil {
+		return false, err
+	}
+	h, err := deriveSecret(m.SecretKDF, m.SecretSalt, secret)
+	releaseKDF()
+	if err != nil {
+		return false, fmt.Errorf("session: merchant %s: %w", m.ID, err)
+	}
+	ok := equalHash(m.SecretHash, h)
+	if ok {
+		s.verified.remember(m, secret)
+	}
+	return ok, nil
 }
 
 // Merchants returns every merchant, oldest first.
@@ -129,25 +235,68 @@ func (s *Service) Merchants(ctx context.Context) ([]*Merchant, error) {
 	return s.store.Merchants(ctx)
 }
 
-// Authorize trades a merchant's public key and secret for tokens.
-// ErrUnauthorized if they do not match.
+// Authorize trades a merchant's public key and secret for tokens, for a
+// caller whose address is unknown; see AuthorizeFrom.
 func (s *Service) Authorize(ctx context.Context, publicKey, secret string) (*Tokens, error) {
+	return s.AuthorizeFrom(ctx, Client{}, publicKey, secret)
+}
+
+// AuthorizeFrom trades a merchant's public key and secret for tokens,
+// beginning a new refresh chain. ErrUnauthorized if they do not match;
+// CodeRateLimited, with RetryAfter, once the public key or the client's
+// address has used up its failed attempts (KeyAttempts, AddressAttempts).
+// Every attempt counts until it succeeds, so neither concurrency nor
+// batches multiply guesses; a success gives its attempt back. Stored
+// SHA-256 secrets are upgraded to argon2id on success.
+func (s *Service) AuthorizeFrom(ctx context.Context, c Client, publicKey, secret string) (*Tokens, error) {
+	now := s.Now()
+	key, addr := attemptKey(publicKey), addressKey(c.IP)
+	if wait, ok := s.attempts.reserve(s.KeyAttempts, s.AddressAttempts, key, addr, now); !ok {
+		return nil, &Error{Code: CodeRateLimited, Name: NameRateLimited, RetryAfter: wait,
+			Message: fmt.Sprintf("too many failed attempts; retry in %ds", int(wait.Round(time.Second)/time.Second))}
+	}
 	m, err := s.store.MerchantByPublicKey(ctx, publicKey)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrUnauthorized
 	}
 	if err != nil {
+		s.attempts.refund(s.KeyAttempts, s.AddressAttempts, key, addr, now)
 		return nil, err
 	}
-	if !equalHash(m.SecretHash, hashSecret(m.SecretSalt, secret)) {
+	ok, err := s.verifySecret(ctx, m, secret)
+	if err != nil {
+		s.attempts.refund(s.KeyAttempts, s.AddressAttempts, key, addr, now)
+		return nil, err
+	}
+	if !ok {
 		return nil, ErrUnauthorized
 	}
-	return s.issue(ctx, m.ID, nil)
+	s.attempts.refund(s.KeyAttempts, s.AddressAttempts, key, addr, now)
+	if m.SecretKDF != s.SecretCost.kdf() {
+		if m, err = s.upgradeSecret(ctx, m.ID, secret); err != nil {
+			return nil, err
+		}
+	}
+	return s.issue(ctx, m, now, nil)
+}
+
+// upgradeSecret rehashes a verified secret kept in an older form.
+func (s *Service) upgradeSecret(ctx context.Context, id, secret string) (*Merchant, error) {
+	return s.updateMerchant(ctx, id, func(m *Merchant) (bool, error) {
+		if m.SecretKDF == s.SecretCost.kdf() {
+			return false, nil // upgraded meanwhile
+		}
+		if ok, err := s.verifySecret(ctx, m, secret); err != nil || !ok {
+			return false, err // changed meanwhile: the caller still verified the one it read
+		}
+		return true, s.setSecret(m, secret)
+	})
 }
 
 // Refresh trades a token pair for a new one; the old refresh token stops
 // working, the old access token lives out its time. ErrUnauthorized unless
-// the refresh token is live and was issued with the access token.
+// the refresh token is live, was issued with the access token, has not
+// been revoked, and its chain is younger than TokenChainTTL.
 func (s *Service) Refresh(ctx context.Context, access, refresh string) (*Tokens, error) {
 	rt, err := s.token(ctx, refresh, TokenRefresh)
 	if err != nil {
@@ -156,10 +305,27 @@ func (s *Service) Refresh(ctx context.Context, access, refresh string) (*Tokens,
 	if !equalHash(rt.Pair, hashToken(access)) {
 		return nil, ErrUnauthorized
 	}
-	return s.issue(ctx, rt.MerchantID, [][]byte{rt.Hash})
+	m, err := s.store.Merchant(ctx, rt.MerchantID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrUnauthorized
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rt.Generation != m.TokenGeneration {
+		return nil, ErrUnauthorized
+	}
+	start := rt.ChainStart
+	if start.IsZero() { // issued before chains were recorded: its chain starts at its own issue
+		start = rt.Expires.Add(-refreshExtra - s.TokenTTL)
+	}
+	if s.TokenChainTTL > 0 && !s.Now().Before(start.Add(s.TokenChainTTL)) {
+		return nil, Errorf(CodeUnauthorized, NameUnauthorized, "the refresh chain has ended; authorize again")
+	}
+	return s.issue(ctx, m, start, [][]byte{rt.Hash})
 }
 
-func (s *Service) issue(ctx context.Context, merchantID string, revoke [][]byte) (*Tokens, error) {
+func (s *Service) issue(ctx context.Context, m *Merchant, chainStart time.Time, revoke [][]byte) (*Tokens, error) {
 	now := s.Now()
 	var t Tokens
 	var err error
@@ -172,8 +338,8 @@ func (s *Service) issue(ctx context.Context, merchantID string, revoke [][]byte)
 	t.Expires = now.Add(s.TokenTTL)
 	ah, rh := hashToken(t.AccessToken), hashToken(t.RefreshToken)
 	add := []*Token{
-		{Hash: ah, Kind: TokenAccess, MerchantID: merchantID, Expires: t.Expires, Pair: rh},
-		{Hash: rh, Kind: TokenRefresh, MerchantID: merchantID, Expires: t.Expires.Add(refreshExtra), Pair: ah},
+		{Hash: ah, Kind: TokenAccess, MerchantID: m.ID, Expires: t.Expires, Pair: rh, Generation: m.TokenGeneration, ChainStart: chainStart},
+		{Hash: rh, Kind: TokenRefresh, MerchantID: m.ID, Expires: t.Expires.Add(refreshExtra), Pair: ah, Generation: m.TokenGeneration, ChainStart: chainStart},
 	}
 	if err := s.store.PutTokens(ctx, add, revoke); errors.Is(err, ErrNotFound) {
 		return nil, ErrUnauthorized // the refresh token was used meanwhile
@@ -201,11 +367,11 @@ func (s *Service) token(ctx context.Context, token string, kind TokenKind) (*Tok
 }
 
 // Authenticate returns the merchant an access token belongs to.
-// ErrUnauthorized for a missing, unknown or expired token.
+// ErrUnauthorized for a missing, unknown, expired or revoked token.
 //
 // It runs on every merchant call, so it remembers the tokens and merchants
-// it has read: access tokens are never revoked before they expire, and
-// merchants change only through this Service, which forgets them then.
+// it has read: merchants change, and their tokens are revoked, only
+// through this Service, which forgets them then.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Merchant, error) {
 	if accessToken == "" {
 		return nil, ErrUnauthorized
@@ -215,6 +381,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Mercha
 	if m, ok := s.auth.lookup(h, now); ok {
 		return m, nil
 	}
+	epoch := s.auth.epoch()
 	t, err := s.token(ctx, accessToken, TokenAccess)
 	if err != nil {
 		return nil, err
@@ -226,7 +393,10 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Mercha
 	if err != nil {
 		return nil, err
 	}
-	s.auth.remember(h, m, t.Expires)
+	if t.Generation != m.TokenGeneration {
+		return nil, ErrUnauthorized
+	}
+	s.auth.remember(h, m, t.Expires, epoch)
 	return m, nil
 }
 
@@ -236,6 +406,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Mercha
 type authCache struct {
 	mu     sync.RWMutex
 	tokens map[[32]byte]cachedToken
+	forgot uint64 // how many times forget ran
 }
 
 type cachedToken struct {
@@ -255,9 +426,21 @@ func (c *authCache) lookup(hash []byte, now time.Time) (*Merchant, bool) {
 	return t.m, true
 }
 
-func (c *authCache) remember(hash []byte, m *Merchant, expires time.Time) {
+// epoch returns a value to give remember: a token read after it is
+// remembered only if nothing was forgotten meanwhile, so a revocation
+// racing with a read is never undone by the read's stale merchant.
+func (c *authCache) epoch() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.forgot
+}
+
+func (c *authCache) remember(hash []byte, m *Merchant, expires time.Time, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if epoch != c.forgot {
+		return
+	}
 	if c.tokens == nil {
 		c.tokens = map[[32]byte]cachedToken{}
 	}
@@ -274,9 +457,139 @@ func (c *authCache) remember(hash []byte, m *Merchant, expires time.Time) {
 func (c *authCache) forget(merchantID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgot++
 	for h, t := range c.tokens {
 		if t.m.ID == merchantID {
 			delete(c.tokens, h)
 		}
 	}
+}
+
+// AttemptLimit is a budget of failed merchant.authorize attempts: Burst at
+// once, then one more each Every.
+type AttemptLimit struct {
+	Burst int
+	Every time.Duration
+}
+
+// Default limits of failed merchant.authorize attempts: 10 per public key
+// and then one per 6 s (10 a minute), 20 per client address and then one
+// per 3 s (20 a minute).
+var (
+	DefaultKeyAttempts     = AttemptLimit{Burst: 10, Every: 6 * time.Second}
+	DefaultAddressAttempts = AttemptLimit{Burst: 20, Every: 3 * time.Second}
+)
+
+// attemptLimiter holds a token bucket per public key and per client
+// address. Each map holds at most maxAttemptBuckets buckets; full buckets
+// (which remember nothing) are dropped first to make room.
+type attemptLimiter struct {
+	mu    sync.Mutex
+	keys  map[string]*attemptBucket
+	addrs map[string]*attemptBucket
+}
+
+const maxAttemptBuckets = 10000
+
+type attemptBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// level refills b for now and returns its tokens.
+func (b *attemptBucket) level(l AttemptLimit, now time.Time) float64 {
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(float64(l.Burst), b.tokens+float64(d)/float64(l.Every))
+		b.at = now
+	}
+	return b.tokens
+}
+
+func bucketOf(m map[string]*attemptBucket, l AttemptLimit, k string, now time.Time) *attemptBucket {
+	if b := m[k]; b != nil {
+		return b
+	}
+	if len(m) >= maxAttemptBuckets {
+		for k, b := range m {
+			if b.level(l, now) >= float64(l.Burst) {
+				delete(m, k)
+			}
+		}
+		for k := range m { // still full: drop one at random
+			if len(m) < maxAttemptBuckets {
+				break
+			}
+			delete(m, k)
+		}
+	}
+	b := &attemptBucket{tokens: float64(l.Burst), at: now}
+	m[k] = b
+	return b
+}
+
+// reserve takes one attempt from both the key's and the address's budget,
+// or from neither; when it cannot, it says how long until it could.
+func (a *attemptLimiter) reserve(kl, al AttemptLimit, key, addr string, now time.Time) (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.keys == nil {
+		a.keys, a.addrs = map[string]*attemptBucket{}, map[string]*attemptBucket{}
+	}
+	var kb, ab *attemptBucket
+	var wait time.Duration
+	if kl.Burst > 0 {
+		kb = bucketOf(a.keys, kl, key, now)
+		if t := kb.level(kl, now); t < 1 {
+			wait = max(wait, time.Duration((1-t)*float64(kl.Every)))
+		}
+	}
+	if al.Burst > 0 {
+		ab = bucketOf(a.addrs, al, addr, now)
+		if t := ab.level(al, now); t < 1 {
+			wait = max(wait, time.Duration((1-t)*float64(al.Every)))
+		}
+	}
+	if wait > 0 {
+		return max(wait, time.Second), false
+	}
+	if kb != nil {
+		kb.tokens--
+	}
+	if ab != nil {
+		ab.tokens--
+	}
+	return 0, true
+}
+
+// refund gives back an attempt that did not fail.
+func (a *attemptLimiter) refund(kl, al AttemptLimit, key, addr string, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if b := a.keys[key]; b != nil && kl.Burst > 0 {
+		b.tokens = min(float64(kl.Burst), b.level(kl, now)+1)
+	}
+	if b := a.addrs[addr]; b != nil && al.Burst > 0 {
+		b.tokens = min(float64(al.Burst), b.level(al, now)+1)
+	}
+}
+
+// attemptKey bounds the memory an attacker's public keys take: any length
+// in, 32 bytes kept.
+func attemptKey(publicKey string) string {
+	h := sha256.Sum256([]byte(publicKey))
+	return string(h[:])
+}
+
+// addressKey groups IPv6 clients by /64, what one host usually holds.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
 }

@@ -1,7 +1,7 @@
 // Package session is the domain of sessiond: payment sessions, their states
 // and moves (Brite's numbering and rules), merchants and their tokens, and
 // the Service whose methods are the use cases. It uses only the standard
-// library; storage sits behind the Store interface it declares, and time
+// library and golang.org/x/crypto's argon2 (for merchant secrets); storage sits behind the Store interface it declares, and time
 // behind an injected clock.
 package session
 
@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -17,10 +18,15 @@ import (
 // Service runs the use cases of sessiond on a Store. Set its fields before
 // the first call; they are not safe to change afterwards.
 type Service struct {
-	store Store
-	ids   uuidGen
-	auth  authCache
-	owner string // names this process in the store's claims
+	store    Store
+	ids      uuidGen
+	auth     authCache
+	verified verifiedCache
+	attempts attemptLimiter
+	owner    string // names this process in the store's claims
+	// merchantMu serializes read-modify-writes of merchants, so that a
+	// revocation is never overwritten by a concurrent secret upgrade.
+	merchantMu sync.Mutex
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -34,6 +40,17 @@ type Service struct {
 	// Sandbox runs the scenarios of magic merchant references that act at
 	// create ("approval", "expire").
 	Sandbox bool
+	// TokenChainTTL is how long refreshes may extend what one
+	// merchant.authorize began; after it, the merchant authorizes again
+	// with its secret. 0 means no limit.
+	TokenChainTTL time.Duration
+	// KeyAttempts and AddressAttempts limit failed merchant.authorize
+	// attempts per public key and per client address (IPv6: per /64).
+	// A zero AttemptLimit means no limit.
+	KeyAttempts, AddressAttempts AttemptLimit
+	// SecretCost is the cost of new secret hashes; the zero value is
+	// DefaultSecretCost.
+	SecretCost SecretCost
 }
 
 // Defaults of the Service's settings.
@@ -53,6 +70,10 @@ func NewService(store Store) *Service {
 		Random:     defaultRandom,
 		SessionTTL: DefaultSessionTTL,
 		TokenTTL:   DefaultTokenTTL,
+
+		TokenChainTTL:   DefaultTokenChainTTL,
+		KeyAttempts:     DefaultKeyAttempts,
+		AddressAttempts: DefaultAddressAttempts,
 	}
 }
 

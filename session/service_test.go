@@ -72,6 +72,7 @@ func mustService(tb testing.TB) *fixture {
 	f := &fixture{db: &countingStore{DB: db}, clock: &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}}
 	f.svc = session.NewService(f.db)
 	f.svc.Now = f.clock.Now
+	f.svc.SecretCost = session.SecretCost{MemoryKiB: 64, Passes: 1} // fast tests; the cost is not what they test
 	f.m, _, err = f.svc.AddMerchant(context.Background(), "shop", session.Credentials{})
 	if err != nil {
 		tb.Fatal(err)

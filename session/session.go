@@ -214,16 +214,23 @@ type Change struct {
 	Moved       bool    // the session's state changed
 }
 
-// Merchant is an API client. Its secret is kept only as a salted hash; the
-// callback secret is kept as is, since it signs callbacks.
+// Merchant is an API client. Its secret is kept only as a salted hash
+// (SecretKDF names how it was made: argon2id, or "" for the SHA-256 of
+// older records); the callback secret is kept as is, since it signs
+// callbacks.
 type Merchant struct {
 	ID             string    `json:"id"`
 	Name           string    `json:"name"`
 	PublicKey      string    `json:"public_key"`
 	SecretSalt     []byte    `json:"secret_salt"`
 	SecretHash     []byte    `json:"secret_hash"`
+	SecretKDF      string    `json:"secret_kdf,omitempty"`
 	CallbackSecret string    `json:"callback_secret"`
 	Created        time.Time `json:"created"`
+	// TokenGeneration counts revocations: only tokens issued at the
+	// current generation are accepted, so adding one revokes every token
+	// the merchant holds.
+	TokenGeneration uint64 `json:"token_generation,omitempty"`
 }
 
 // TokenKind tells access tokens from refresh tokens.
@@ -242,6 +249,12 @@ type Token struct {
 	MerchantID string    `json:"merchant_id"`
 	Expires    time.Time `json:"expires"`
 	Pair       []byte    `json:"pair"` // hash of the token issued with it
+	// Generation is the merchant's TokenGeneration when it was issued.
+	Generation uint64 `json:"generation,omitempty"`
+	// ChainStart is when the merchant.authorize that began this chain of
+	// refreshes ran; a refresh past ChainStart + Service.TokenChainTTL is
+	// refused.
+	ChainStart time.Time `json:"chain_start,omitzero"`
 }
 
 // Client describes the end user's request, recorded on the session.
