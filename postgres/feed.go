@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,10 @@ import (
 
 const (
 	feedChannel = "sessiond_changes"
+	// merchantChannel carries the id of each merchant changed (its
+	// secret, its callback secret, its tokens' generation) or whose token
+	// was revoked, so that every replica forgets what it remembers of it.
+	merchantChannel = "sessiond_merchants"
 	// maxPayload bounds the change data sent in a notification (PostgreSQL
 	// refuses payloads of 8000 bytes or more); a larger change is sent as
 	// its seq alone and read from the table.
@@ -86,24 +91,83 @@ func decodeFeedChange(b []byte) (*session.Change, error) {
 	return c, nil
 }
 
-// queueFeed adds to b the statement that logs the change and notifies it.
+// queueFeed adds to b the statement that logs the change, notifies it and
+// returns its seq.
 func queueFeed(b *pgx.Batch, origin string, data []byte) {
 	inline := ""
 	if len(data) <= maxPayload {
 		inline = string(data)
 	}
-	b.Queue(`WITH c AS (INSERT INTO changes (origin, data) VALUES ($1, $2) RETURNING seq, at)
-		SELECT pg_notify('`+feedChannel+`', c.seq || ' ' || (extract(epoch FROM c.at) * 1000000)::bigint || ' ' || $1 || ' ' || $3::text) FROM c`,
+	b.Queue(`WITH c AS (INSERT INTO changes (origin, data) VALUES ($1, $2) RETURNING seq, at),
+		n AS (SELECT pg_notify('`+feedChannel+`', c.seq || ' ' || (extract(epoch FROM c.at) * 1000000)::bigint || ' ' || $1 || ' ' || $3::text) FROM c)
+		SELECT c.seq FROM c, n`,
 		origin, data, inline)
+}
+
+// publishWait bounds how long a save waits for its own change to come
+// back on the feed (it is published then, or by the catch-up after the
+// feed's connection returns).
+const publishWait = 5 * time.Second
+
+// waiter is a save waiting for its change to be published.
+type waiter struct {
+	seq  int64
+	c    *session.Change
+	done chan struct{}
+}
+
+// expect registers the change a save is about to commit under its seq, so
+// that the feed publishes the saver's own value and tells it when it has.
+// It returns nil if the DB has no feed.
+func (db *DB) expect(seq int64, c *session.Change) *waiter {
+	if db.feed == nil {
+		return nil
+	}
+	w := &waiter{seq: seq, c: c, done: make(chan struct{})}
+	db.feed.mu.Lock()
+	db.feed.pending[seq] = w
+	db.feed.mu.Unlock()
+	return w
+}
+
+func (db *DB) unexpect(w *waiter) {
+	if w == nil {
+		return
+	}
+	db.feed.mu.Lock()
+	delete(db.feed.pending, w.seq)
+	db.feed.mu.Unlock()
+}
+
+// awaitPublished waits until the feed has published w's change, or
+// publishWait passes, or ctx ends.
+func (db *DB) awaitPublished(ctx context.Context, w *waiter) {
+	if w == nil {
+		return
+	}
+	t := time.NewTimer(publishWait)
+	defer t.Stop()
+	select {
+	case <-w.done:
+		return
+	case <-ctx.Done():
+	case <-t.C:
+	case <-db.feed.done:
+	}
+	db.unexpect(w)
 }
 
 // listener is the DB's side of the feed: one connection LISTENing, and
 // what it needs to catch up after a reconnect.
 type listener struct {
-	db      *DB
-	cfg     *pgx.ConnConfig
-	publish func(*session.Change, bool)
-	onError func(error)
+	db       *DB
+	cfg      *pgx.ConnConfig
+	publish  func(...*session.Change)
+	merchant func(id string)
+	onError  func(error)
+
+	mu      sync.Mutex
+	pending map[int64]*waiter // saves of this DB not yet published, by seq
 
 	seen    map[int64]time.Time // seq → at of the changes handed on recently
 	lastAt  time.Time           // at of the latest change handed on
@@ -145,10 +209,15 @@ func (l *listener) session(ctx context.Context, first bool) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+feedChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+feedChannel+"; LISTEN "+merchantChannel); err != nil {
 		return err
 	}
 	l.pid.Store(conn.PgConn().PID())
+	if !first {
+		// Merchant changes missed while not listening are not logged:
+		// forget every merchant.
+		l.merchant("")
+	}
 	if first {
 		if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&l.lastAt); err != nil {
 			return err
@@ -161,6 +230,10 @@ func (l *listener) session(ctx context.Context, first bool) error {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if n.Channel == merchantChannel {
+			l.merchant(n.Payload)
+			continue
 		}
 		if err := l.handle(ctx, n.Payload); err != nil {
 			l.onError(err)
@@ -227,10 +300,20 @@ func (l *listener) deliver(seq int64, at time.Time, origin string, data []byte) 
 	if _, ok := l.seen[seq]; ok {
 		return
 	}
-	c, err := decodeFeedChange(data)
-	if err != nil {
-		l.onError(fmt.Errorf("%w (change %d skipped)", err, seq))
-		return
+	l.mu.Lock()
+	w := l.pending[seq]
+	delete(l.pending, seq)
+	l.mu.Unlock()
+	var c *session.Change
+	if w != nil {
+		c = w.c
+		defer close(w.done)
+	} else {
+		var err error
+		if c, err = decodeFeedChange(data); err != nil {
+			l.onError(fmt.Errorf("%w (change %d skipped)", err, seq))
+			return
+		}
 	}
 	l.seen[seq] = at
 	if at.After(l.lastAt) {
@@ -243,5 +326,5 @@ func (l *listener) deliver(seq int64, at time.Time, origin string, data []byte) 
 			}
 		}
 	}
-	l.publish(c, origin == l.db.origin)
+	l.publish(c)
 }

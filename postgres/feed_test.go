@@ -16,15 +16,13 @@ import (
 type feedLog struct {
 	mu      sync.Mutex
 	changes []*session.Change
-	local   []bool
 	errs    []error
 }
 
-func (f *feedLog) publish(c *session.Change, local bool) {
+func (f *feedLog) Publish(cs ...*session.Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.changes = append(f.changes, c)
-	f.local = append(f.local, local)
+	f.changes = append(f.changes, cs...)
 }
 
 func (f *feedLog) onError(err error) {
@@ -60,7 +58,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func openReplica(t *testing.T, url string, f *feedLog) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), url, Options{Publish: f.publish, OnError: f.onError})
+	db, err := Open(context.Background(), url, Options{Publisher: f, OnError: f.onError})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +75,9 @@ func seq(n int) []int {
 }
 
 // TestFeedAcrossReplicas: changes saved on either of two DBs on one
-// database reach both feeds, in version order, marked local only on the
-// DB that saved them; a change too large for a notification arrives too.
+// database reach both feeds, in version order, each published by the DB
+// that saved it before its Save returned; a change too large for a
+// notification arrives too.
 func TestFeedAcrossReplicas(t *testing.T) {
 	url := pgtest.URL(t)
 	var fa, fb feedLog
@@ -96,16 +95,18 @@ func TestFeedAcrossReplicas(t *testing.T) {
 		if err := db.Save(ctx, &session.Change{Session: s, Moved: v > 1}); err != nil {
 			t.Fatal(err)
 		}
+		f := &fa
+		if db == b {
+			f = &fb
+		}
+		if got := f.versions("s1"); len(got) == 0 || got[len(got)-1] != v {
+			t.Errorf("after Save of version %d its DB had published %v", v, got)
+		}
 	}
 	for name, f := range map[string]*feedLog{"A": &fa, "B": &fb} {
 		waitFor(t, name+"'s feed", func() bool { return len(f.versions("s1")) == 6 })
 		if got := fmt.Sprint(f.versions("s1")); got != fmt.Sprint(seq(6)) {
 			t.Errorf("%s saw versions %s, want 1..6 in order", name, got)
-		}
-	}
-	for i, local := range fa.local {
-		if want := fa.changes[i].Session.Version%2 == 1; local != want {
-			t.Errorf("A: version %d local = %v, want %v", fa.changes[i].Session.Version, local, want)
 		}
 	}
 	if got := fa.changes[4].Session.Params.BrandName; len(got) != 3*maxPayload {
@@ -150,5 +151,50 @@ func TestFeedCatchesUpAfterReconnect(t *testing.T) {
 	defer fa.mu.Unlock()
 	if len(fa.errs) < kills {
 		t.Errorf("%d reconnects reported, want at least %d", len(fa.errs), kills)
+	}
+}
+
+// TestMerchantChangesReachReplicas: a merchant changed, or a token of it
+// revoked, on B is announced to A, so that A forgets what it remembers.
+func TestMerchantChangesReachReplicas(t *testing.T) {
+	url := pgtest.URL(t)
+	var mu sync.Mutex
+	var told []string
+	f := &feedLog{}
+	a, err := Open(context.Background(), url, Options{Publisher: f, OnMerchantChanged: func(id string) {
+		mu.Lock()
+		told = append(told, id)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := openReplica(t, url, &feedLog{})
+	ctx := context.Background()
+	m := &session.Merchant{ID: "m1", Name: "shop", PublicKey: "pk_1", CallbackSecret: "whsec_a"}
+	if err := b.CreateMerchant(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m.CallbackSecret = "whsec_b"
+	if err := b.PutMerchant(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	tok := &session.Token{Hash: []byte("h"), Kind: session.TokenRefresh, MerchantID: "m1", Expires: t0}
+	if err := b.PutTokens(ctx, []*session.Token{tok}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutTokens(ctx, nil, [][]byte{tok.Hash}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "A to be told twice", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(told) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(told) != "[m1 m1]" {
+		t.Errorf("A was told %q, want m1 for the update and m1 for the revocation", told)
 	}
 }

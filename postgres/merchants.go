@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,18 +11,16 @@ import (
 	"github.com/sessiond/sessiond/session"
 )
 
-var errPublicKeyTaken = &session.Error{Code: session.CodeConflict, Name: "PublicKeyTaken", Message: "a merchant with this public key exists"}
-
-// CreateMerchant stores a new merchant; a session.CodeConflict error if its
-// public key (or id) is taken.
+// CreateMerchant stores a new merchant; session.ErrPublicKeyTaken if its
+// public key is taken.
 func (db *DB) CreateMerchant(ctx context.Context, m *session.Merchant) error {
 	v, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("postgres: encode merchant %s: %w", m.ID, err)
 	}
 	_, err = db.pool.Exec(ctx, "INSERT INTO merchants (id, public_key, data) VALUES ($1, $2, $3)", m.ID, m.PublicKey, v)
-	if isUniqueViolation(err) {
-		return errPublicKeyTaken
+	if isUniqueViolation(err, "merchants_public_key_key") {
+		return session.ErrPublicKeyTaken
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: insert merchant %s: %w", m.ID, err)
@@ -30,20 +29,27 @@ func (db *DB) CreateMerchant(ctx context.Context, m *session.Merchant) error {
 }
 
 // PutMerchant replaces a stored merchant; its public key must not change.
-// session.ErrNotFound if no merchant has its id and public key.
+// session.ErrNotFound if no merchant has its id and public key. Every
+// replica is told (OnMerchantChanged), so that none goes on trusting what
+// it remembers of the merchant.
 func (db *DB) PutMerchant(ctx context.Context, m *session.Merchant) error {
 	v, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("postgres: encode merchant %s: %w", m.ID, err)
 	}
-	tag, err := db.pool.Exec(ctx, "UPDATE merchants SET data = $3 WHERE id = $1 AND public_key = $2", m.ID, m.PublicKey, v)
-	if err != nil {
-		return fmt.Errorf("postgres: update merchant %s: %w", m.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return session.ErrNotFound
-	}
-	return nil
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "UPDATE merchants SET data = $3 WHERE id = $1 AND public_key = $2", m.ID, m.PublicKey, v)
+		if err != nil {
+			return fmt.Errorf("postgres: update merchant %s: %w", m.ID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return session.ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, "SELECT pg_notify('"+merchantChannel+"', $1)", m.ID); err != nil {
+			return fmt.Errorf("postgres: notify merchant %s: %w", m.ID, err)
+		}
+		return nil
+	})
 }
 
 // Merchant returns the merchant with the id; session.ErrNotFound.
@@ -95,8 +101,9 @@ func (db *DB) Token(ctx context.Context, hash []byte) (*session.Token, error) {
 }
 
 // PutTokens stores add and deletes revoke in one transaction;
-// session.ErrUnauthorized if a token to revoke is not stored (it was
-// revoked already, perhaps by another replica at the same moment).
+// session.ErrNotFound, and nothing changed, if a token to revoke is not
+// stored (it was revoked already, perhaps by another replica at the same
+// moment).
 func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]byte) error {
 	vs := make([][]byte, len(add))
 	for i, t := range add {
@@ -107,12 +114,18 @@ func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]by
 	}
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		for _, h := range revoke {
-			tag, err := tx.Exec(ctx, "DELETE FROM tokens WHERE hash = $1", h)
+			var merchantID *string
+			err := tx.QueryRow(ctx, "DELETE FROM tokens WHERE hash = $1 RETURNING data->>'merchant_id'", h).Scan(&merchantID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return session.ErrNotFound
+			}
 			if err != nil {
 				return fmt.Errorf("postgres: revoke token: %w", err)
 			}
-			if tag.RowsAffected() == 0 {
-				return session.ErrUnauthorized
+			if merchantID != nil {
+				if _, err := tx.Exec(ctx, "SELECT pg_notify('"+merchantChannel+"', $1)", *merchantID); err != nil {
+					return fmt.Errorf("postgres: notify merchant: %w", err)
+				}
 			}
 		}
 		b := &pgx.Batch{}
@@ -127,13 +140,30 @@ func (db *DB) PutTokens(ctx context.Context, add []*session.Token, revoke [][]by
 }
 
 // PurgeTokens deletes up to limit tokens that expired at or before now and
-// returns how many it deleted. Replicas purging at once skip each other's
-// rows.
+// returns how many it deleted. It is a chore for one replica at a time:
+// a replica that finds another purging (holding the chore's advisory lock)
+// returns 0 at once. With nothing expired it writes nothing. It also
+// trims the change feed's log of changes older than an hour.
 func (db *DB) PurgeTokens(ctx context.Context, now time.Time, limit int) (int, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM tokens WHERE hash IN (
-		SELECT hash FROM tokens WHERE expires <= $1 ORDER BY expires LIMIT $2 FOR UPDATE SKIP LOCKED)`, now, limit)
+	n := 0
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var mine bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", int64(purgeLock)).Scan(&mine); err != nil || !mine {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM tokens WHERE hash IN (
+			SELECT hash FROM tokens WHERE expires <= $1 ORDER BY expires LIMIT $2)`, now, limit)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		_, err = tx.Exec(ctx, `DELETE FROM changes WHERE seq IN (
+			SELECT seq FROM changes WHERE at < clock_timestamp() - $1 * interval '1 second' ORDER BY seq LIMIT $2)`,
+			int64(changeRetention/time.Second), limit)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: purge tokens: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }

@@ -33,12 +33,17 @@ import (
 	"github.com/sessiond/sessiond/session"
 )
 
+var _ session.Store = (*DB)(nil)
+
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
 // migrationLock is the key of the advisory lock Open holds while it
 // migrates ("sessiond" in ASCII).
 const migrationLock = 0x73657373696f6e64
+
+// purgeLock is the key of the advisory lock of the purge chore.
+const purgeLock = migrationLock + 1
 
 // feedStartTimeout bounds how long Open waits for the change feed's
 // connection to listen.
@@ -59,10 +64,16 @@ type Options struct {
 	// MaxConns caps the pool's connections, unless the URL sets
 	// pool_max_conns; 0 means 32.
 	MaxConns int32
-	// Publish, if set, is handed every change saved to the database by any
-	// replica, in commit order, with local true for this DB's own. It runs
-	// on the one goroutine that reads the feed and must not block.
-	Publish func(c *session.Change, local bool)
+	// Publisher, if set, is handed every change saved to the database by
+	// any replica, in commit order; a change saved through this DB is
+	// handed on before its Save returns. It is called from the one
+	// goroutine that reads the feed and must not block.
+	Publisher session.Publisher
+	// OnMerchantChanged, if set, is told the id of every merchant changed
+	// by any replica (PutMerchant, or a token of it revoked), and "" when
+	// such news may have been missed (the feed reconnected): forget all.
+	// It needs a Publisher to be set, and must not block.
+	OnMerchantChanged func(id string)
 	// OnError is told of failures of the background work (the feed's
 	// connection); nil discards them.
 	OnError func(error)
@@ -72,6 +83,7 @@ type Options struct {
 // finished.
 type DB struct {
 	pool    *pgxpool.Pool
+	touches *pgxpool.Pool // synchronous_commit off
 	decoded sessionCache
 	origin  string // this DB's name in the change feed
 	feed    *listener
@@ -101,19 +113,29 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
+	tcfg := cfg.Copy()
+	tcfg.MaxConns = max(2, cfg.MaxConns/4)
+	tcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	touches, err := pgxpool.NewWithConfig(ctx, tcfg)
+	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: origin: %w", err)
+		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	db := &DB{pool: pool, origin: hex.EncodeToString(b), stop: func() {}}
-	if opts.Publish != nil {
+	b := make([]byte, 8)
+	rand.Read(b) // never fails
+	db := &DB{pool: pool, touches: touches, origin: hex.EncodeToString(b), stop: func() {}}
+	if opts.Publisher != nil {
 		onError := opts.OnError
 		if onError == nil {
 			onError = func(error) {}
 		}
+		merchant := opts.OnMerchantChanged
+		if merchant == nil {
+			merchant = func(string) {}
+		}
 		db.feed = &listener{
-			db: db, cfg: cfg.ConnConfig.Copy(), publish: opts.Publish, onError: onError,
+			merchant: merchant,
+			db:       db, cfg: cfg.ConnConfig.Copy(), publish: opts.Publisher.Publish, onError: onError, pending: map[int64]*waiter{},
 			seen: map[int64]time.Time{}, ready: make(chan struct{}), done: make(chan struct{}),
 		}
 		var feedCtx context.Context
@@ -141,6 +163,7 @@ func (db *DB) Close() error {
 		<-db.feed.done
 	}
 	db.pool.Close()
+	db.touches.Close()
 	return nil
 }
 
@@ -241,10 +264,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
-func isUniqueViolation(err error) bool {
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation
+// of the named constraint.
+func isUniqueViolation(err error, constraint string) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == constraint
 }
 
 // ts returns t for a timestamptz column: NULL for the zero time.
@@ -253,4 +277,9 @@ func ts(t time.Time) any {
 		return nil
 	}
 	return t
+}
+
+// sortBy sorts s by less, keeping equal elements in order.
+func sortBy[T any](s []T, less func(a, b T) bool) {
+	sort.SliceStable(s, func(i, j int) bool { return less(s[i], s[j]) })
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/sessiond/sessiond/postgres/pgtest"
 	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/store/storetest"
 )
 
 // MustOpen opens a DB on a database of its own and closes it at the end of
@@ -143,114 +144,15 @@ func TestIsURL(t *testing.T) {
 	}
 }
 
-func TestSaveVersions(t *testing.T) {
-	db, _ := MustOpen(t)
-	ctx := context.Background()
-	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		version int
-		want    error
-	}{
-		{1, session.ErrVersionConflict},
-		{3, session.ErrVersionConflict},
-		{2, nil},
-		{2, session.ErrVersionConflict},
-	} {
-		if err := db.Save(ctx, &session.Change{Session: newSession("s1", tt.version)}); !errors.Is(err, tt.want) {
-			t.Errorf("Save version %d: %v, want %v", tt.version, err, tt.want)
+// TestContract runs the store contract's conformance suite, the same the
+// bbolt store passes.
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, feed session.Publisher) session.Store {
+		db, err := Open(context.Background(), pgtest.URL(t), Options{Publisher: feed})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := db.Save(ctx, &session.Change{Session: newSession("nope", 2)}); !errors.Is(err, session.ErrNotFound) {
-		t.Errorf("Save of a missing session at version 2: %v, want not found", err)
-	}
-}
-
-// TestSaveIsOneTransaction: a change whose transaction is no longer in the
-// state it names writes nothing, session and deliveries included.
-func TestSaveIsOneTransaction(t *testing.T) {
-	db, _ := MustOpen(t)
-	ctx := context.Background()
-	tx := &session.Transaction{ID: "t1", SessionID: "s1", MerchantID: "m1", State: session.TxCreated}
-	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1), Transaction: tx}); err != nil {
-		t.Fatal(err)
-	}
-	st := session.State(12)
-	moved := *tx
-	moved.State = session.TxCompleted
-	pending := session.TxPending // not the stored state
-	c := &session.Change{
-		Session: newSession("s1", 2), Transaction: &moved, TxFrom: &pending,
-		Deliveries: []*session.Delivery{{WebhookID: "w1", SessionID: "s1", SessionState: &st, Status: session.DeliveryPending, NextAttempt: t0}},
-	}
-	if err := db.Save(ctx, c); !errors.Is(err, session.ErrVersionConflict) {
-		t.Fatalf("Save with a stale TxFrom: %v, want conflict", err)
-	}
-	if s, _ := db.Session(ctx, "s1"); s.Version != 1 {
-		t.Errorf("session version after the refused save: %d, want 1", s.Version)
-	}
-	if ds, _ := db.SessionDeliveries(ctx, "s1"); len(ds) != 0 {
-		t.Errorf("deliveries after the refused save: %d, want 0", len(ds))
-	}
-	created := session.TxCreated
-	c.TxFrom = &created
-	if err := db.Save(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := db.Transaction(ctx, "t1"); got.State != session.TxCompleted {
-		t.Errorf("transaction state: %v", got.State)
-	}
-	if ds, _ := db.DueDeliveries(ctx, t0, 10); len(ds) != 1 {
-		t.Errorf("due deliveries: %d, want 1", len(ds))
-	}
-}
-
-func TestTouchKeepsVersion(t *testing.T) {
-	db, _ := MustOpen(t)
-	ctx := context.Background()
-	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Touch(ctx, "s1", t0.Add(time.Minute), session.Client{IP: "127.0.0.1", UserAgent: "ua"}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := db.Session(ctx, "s1")
-	if err != nil || s.Version != 1 || s.IP != "127.0.0.1" || s.UserAgent != "ua" || !s.LastRequest.Equal(t0.Add(time.Minute)) {
-		t.Errorf("touched session: %+v, %v", s, err)
-	}
-	if err := db.Touch(ctx, "nope", t0, session.Client{}); !errors.Is(err, session.ErrNotFound) {
-		t.Errorf("Touch of a missing session: %v", err)
-	}
-}
-
-func TestMerchantsAndTokens(t *testing.T) {
-	db, _ := MustOpen(t)
-	ctx := context.Background()
-	m := &session.Merchant{ID: "m1", Name: "shop", PublicKey: "pk_1", SecretHash: []byte{1}, CallbackSecret: "whsec_x"}
-	if err := db.CreateMerchant(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	dup := *m
-	dup.ID = "m2"
-	if err := db.CreateMerchant(ctx, &dup); session.ErrorCode(err) != session.CodeConflict {
-		t.Errorf("second merchant with pk_1: %v, want conflict", err)
-	}
-	if got, err := db.MerchantByPublicKey(ctx, "pk_1"); err != nil || got.CallbackSecret != "whsec_x" {
-		t.Errorf("MerchantByPublicKey: %+v, %v", got, err)
-	}
-	old := &session.Token{Hash: []byte("old"), Expires: t0}
-	live := &session.Token{Hash: []byte("live"), Expires: t0.Add(time.Hour)}
-	if err := db.PutTokens(ctx, []*session.Token{old, live}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := db.PurgeTokens(ctx, t0, 100); err != nil || n != 1 {
-		t.Fatalf("PurgeTokens = %d, %v, want 1", n, err)
-	}
-	if err := db.PutTokens(ctx, nil, [][]byte{[]byte("old")}); !errors.Is(err, session.ErrUnauthorized) {
-		t.Errorf("revoking a gone token: %v, want unauthorized", err)
-	}
-	if _, err := db.Token(ctx, []byte("live")); err != nil {
-		t.Errorf("live token: %v", err)
-	}
+		t.Cleanup(func() { db.Close() })
+		return db
+	})
 }

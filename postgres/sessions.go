@@ -61,28 +61,96 @@ func decodeSession(raw []byte) (*session.Session, error) {
 }
 
 // Save writes a change in one database transaction: the session, checked
-// against its stored version, its transaction (checked against TxFrom) and
-// its deliveries. session.ErrVersionConflict if the stored version or
-// transaction state differs; session.ErrNotFound if a session at a version
-// past 1 is not stored.
+// against its stored version, its transaction (checked against TxFrom),
+// its deliveries, its timers and its entry in the change feed.
+// session.ErrVersionConflict if the stored version or transaction state
+// differs; session.ErrNotFound if a session at a version past 1, or a
+// transaction to move, is not stored. The change is published before Save
+// returns.
 func (db *DB) Save(ctx context.Context, c *session.Change) error {
 	e, err := encodeChange(c)
 	if err != nil {
 		return err
 	}
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return e.apply(ctx, tx, db.origin) })
+	var w *waiter
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		seq, err := e.apply(ctx, tx, db.origin)
+		if err == nil && seq != 0 {
+			w = db.expect(seq, c)
+		}
+		return err
+	})
 	if err != nil {
+		if w != nil {
+			db.unexpect(w)
+		}
 		return err
 	}
 	if c.Session != nil {
 		// The next read of this session on this replica skips the decode.
 		db.decoded.remember(c.Session.ID, e.session, c.Session)
 	}
+	db.awaitPublished(ctx, w)
 	return nil
 }
 
+// SaveBatch saves each change as Save does, in order and independently,
+// in one database transaction: a change refused by its checks is left out
+// and the others committed. A failure of the database fails them all.
+func (db *DB) SaveBatch(ctx context.Context, cs []*session.Change) []error {
+	errs := make([]error, len(cs))
+	if len(cs) == 0 {
+		return errs
+	}
+	es := make([]*encodedChange, len(cs))
+	for i, c := range cs {
+		if es[i], errs[i] = encodeChange(c); errs[i] != nil {
+			return fill(errs, errs[i])
+		}
+	}
+	var ws []*waiter
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		ws = ws[:0]
+		for i, e := range es {
+			seq, err := e.applyAlone(ctx, tx, db.origin)
+			var se *session.Error
+			switch {
+			case errors.As(err, &se):
+				errs[i] = err
+			case err != nil:
+				return err
+			case seq != 0:
+				ws = append(ws, db.expect(seq, cs[i]))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, w := range ws {
+			db.unexpect(w)
+		}
+		return fill(errs, err)
+	}
+	for i, c := range cs {
+		if errs[i] == nil && c.Session != nil {
+			db.decoded.remember(c.Session.ID, es[i].session, c.Session)
+		}
+	}
+	for _, w := range ws {
+		db.awaitPublished(ctx, w)
+	}
+	return errs
+}
+
+func fill(errs []error, err error) []error {
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
 // SaveAll saves many session changes in one transaction, all or none, for
-// bulk loads.
+// bulk loads; they are not published.
 func (db *DB) SaveAll(ctx context.Context, cs []*session.Change) error {
 	es := make([]*encodedChange, len(cs))
 	for i, c := range cs {
@@ -96,7 +164,7 @@ func (db *DB) SaveAll(ctx context.Context, cs []*session.Change) error {
 	}
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		for _, e := range es {
-			if err := e.apply(ctx, tx, ""); err != nil {
+			if _, err := e.apply(ctx, tx, ""); err != nil {
 				return fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
 			}
 		}
@@ -135,11 +203,30 @@ func encodeChange(c *session.Change) (*encodedChange, error) {
 	return e, nil
 }
 
+// applyAlone applies the change so that, when its checks refuse it,
+// nothing of it stays in tx: a change with two checks (a session's version
+// and its transaction's state) runs in a savepoint, since the second can
+// fail after the first has written.
+func (e *encodedChange) applyAlone(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
+	if e.c.Session == nil || e.c.TxFrom == nil {
+		return e.apply(ctx, tx, origin)
+	}
+	var seq int64
+	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+		var err error
+		seq, err = e.apply(ctx, sp, origin)
+		return err
+	})
+	return seq, err
+}
+
 // apply writes the change in tx: the versioned session write first, whose
-// refusal ends the transaction before anything else is written, then the
-// transaction, the deliveries and, unless origin is "" (bulk loads), the
-// change feed's row and notification, in one round trip.
-func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx, origin string) error {
+// refusal ends the change before anything is written, then the
+// transaction (whose refusal leaves the session written: the caller rolls
+// back), the deliveries, the timers and, unless origin is "" (bulk loads),
+// the change feed's row and notification, in one round trip. It returns
+// the change's seq in the feed (0 if not logged).
+func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
 	if s := e.c.Session; s != nil {
 		var expires any
 		if !s.State.Final() {
@@ -150,22 +237,24 @@ func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx, origin string) err
 			if r := s.Params.MerchantReference; r != "" {
 				ref = r
 			}
-			tag, err := tx.Exec(ctx, `INSERT INTO sessions (id, merchant_id, merchant_reference, version, expires, data)
-				VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT (id) DO NOTHING`, s.ID, s.MerchantID, ref, expires, e.session)
+			tag, err := tx.Exec(ctx, `INSERT INTO sessions (id, merchant_id, merchant_reference, version, expires, last_request, data)
+				VALUES ($1, $2, $3, 1, $4, $5, $6) ON CONFLICT (id) DO NOTHING`, s.ID, s.MerchantID, ref, expires, ts(s.LastRequest), e.session)
 			if err != nil {
-				return fmt.Errorf("postgres: insert session %s: %w", s.ID, err)
+				return 0, fmt.Errorf("postgres: insert session %s: %w", s.ID, err)
 			}
 			if tag.RowsAffected() == 0 {
-				return session.ErrVersionConflict
+				return 0, session.ErrVersionConflict
 			}
 		} else {
-			tag, err := tx.Exec(ctx, `UPDATE sessions SET version = $3, expires = $4, data = $5
-				WHERE id = $1 AND version = $2`, s.ID, s.Version-1, s.Version, expires, e.session)
+			// The save ends any claim on the session.
+			tag, err := tx.Exec(ctx, `UPDATE sessions SET version = $3, expires = $4, last_request = $5, data = $6,
+				claim_owner = NULL, claim_until = NULL
+				WHERE id = $1 AND version = $2`, s.ID, s.Version-1, s.Version, expires, ts(s.LastRequest), e.session)
 			if err != nil {
-				return fmt.Errorf("postgres: update session %s: %w", s.ID, err)
+				return 0, fmt.Errorf("postgres: update session %s: %w", s.ID, err)
 			}
 			if tag.RowsAffected() == 0 {
-				return missingOrConflict(ctx, tx, "SELECT 1 FROM sessions WHERE id = $1", s.ID)
+				return 0, missingOrConflict(ctx, tx, "SELECT 1 FROM sessions WHERE id = $1", s.ID)
 			}
 		}
 	}
@@ -180,42 +269,55 @@ func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx, origin string) err
 		}
 	}
 	for i, d := range e.c.Deliveries {
-		b.Queue(`INSERT INTO deliveries (webhook_id, session_id, next_attempt, created, data) VALUES ($1, $2, $3, $4, $5)`,
-			d.WebhookID, d.SessionID, nextAttempt(d), d.Created, e.deliveries[i])
+		b.Queue(`INSERT INTO deliveries (webhook_id, session_id, host, next_attempt, created, data) VALUES ($1, $2, $3, $4, $5, $6)`,
+			d.WebhookID, d.SessionID, d.Host(), nextAttempt(d), d.Created, e.deliveries[i])
+	}
+	for _, t := range e.c.Timers {
+		if t.Due.IsZero() {
+			b.Queue(`DELETE FROM timers WHERE key = $1`, t.Key)
+		} else {
+			b.Queue(`INSERT INTO timers (key, due) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET due = excluded.due`, t.Key, t.Due)
+		}
 	}
 	if origin != "" {
 		data, err := e.feedData()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		queueFeed(b, origin, data)
 	}
 	if b.Len() == 0 {
-		return nil
+		return 0, nil
 	}
 	res := tx.SendBatch(ctx, b)
 	defer res.Close()
 	if t := e.c.Transaction; t != nil {
 		tag, err := res.Exec()
 		if err != nil {
-			return fmt.Errorf("postgres: write transaction %s: %w", t.ID, err)
+			return 0, fmt.Errorf("postgres: write transaction %s: %w", t.ID, err)
 		}
 		if tag.RowsAffected() == 0 {
 			res.Close()
-			return missingOrConflict(ctx, tx, "SELECT 1 FROM transactions WHERE id = $1", t.ID)
+			return 0, missingOrConflict(ctx, tx, "SELECT 1 FROM transactions WHERE id = $1", t.ID)
 		}
 	}
 	for _, d := range e.c.Deliveries {
 		if _, err := res.Exec(); err != nil {
-			return fmt.Errorf("postgres: insert delivery %s: %w", d.WebhookID, err)
+			return 0, fmt.Errorf("postgres: insert delivery %s: %w", d.WebhookID, err)
 		}
 	}
-	if origin != "" {
+	for _, t := range e.c.Timers {
 		if _, err := res.Exec(); err != nil {
-			return fmt.Errorf("postgres: log change: %w", err)
+			return 0, fmt.Errorf("postgres: write timer %s: %w", t.Key, err)
 		}
 	}
-	return res.Close()
+	var seq int64
+	if origin != "" {
+		if err := res.QueryRow().Scan(&seq); err != nil {
+			return 0, fmt.Errorf("postgres: log change: %w", err)
+		}
+	}
+	return seq, res.Close()
 }
 
 // missingOrConflict tells why a conditional write changed nothing:
@@ -242,7 +344,10 @@ func nextAttempt(d *session.Delivery) any {
 }
 
 // Touch records the end user's latest request on the session, leaving its
-// version as it is.
+// version as it is, unless a later request is stored already. Touches are
+// committed without waiting for the write-ahead log to reach the disk
+// (synchronous_commit off): a crash of the database loses at most its
+// last fraction of a second of them, and nothing else.
 func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
 	patch, err := json.Marshal(struct {
 		LastRequest time.Time `json:"last_request"`
@@ -252,29 +357,22 @@ func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Clie
 	if err != nil {
 		return fmt.Errorf("postgres: encode touch: %w", err)
 	}
-	tag, err := db.pool.Exec(ctx, `UPDATE sessions SET data = (data::jsonb || $2::jsonb)::json WHERE id = $1`, id, patch)
+	tag, err := db.touches.Exec(ctx, `UPDATE sessions SET last_request = $2, data = (data::jsonb || $3::jsonb)::json
+		WHERE id = $1 AND (last_request IS NULL OR last_request < $2)`, id, at, patch)
 	if err != nil {
 		return fmt.Errorf("postgres: touch session %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return session.ErrNotFound
+		var one int
+		err := db.pool.QueryRow(ctx, "SELECT 1 FROM sessions WHERE id = $1", id).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return session.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: touch session %s: %w", id, err)
+		}
 	}
 	return nil
-}
-
-// Due returns the ids of up to limit non-final sessions whose expiry is at
-// or before now, earliest first, from the expiry index.
-func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id FROM sessions WHERE expires IS NOT NULL AND expires <= $1
-		ORDER BY expires, id LIMIT $2`, now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: due sessions: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("postgres: due sessions: %w", err)
-	}
-	return ids, nil
 }
 
 // Transaction returns the transaction with the id; session.ErrNotFound.
