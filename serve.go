@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/web"
 )
 
 var serveCmd = &command{
@@ -44,6 +45,9 @@ func serveFlags(f *flagSet, c *server.Config, logFormat, logLevel *string) {
 	f.String(&c.PublicURL, "public-url", "URL", "base of the hosted page's URL in create results, such as https://pay.example.com (default http://ADDR)")
 	f.String(&c.DebugAddr, "debug-addr", "ADDRESS", "serve Go's pprof profiles on this address (keep it private; off by default)")
 	f.String(&c.ReadyFile, "ready-file", "FILE", `once ready, write {"url","pid","admin_socket"} to this file (atomically; removed at stop)`)
+
+	f.group("Hosted page")
+	f.Var((*originsFlag)(&c.FrameAncestors), "frame-ancestors", "ORIGINS", "origins that may embed the hosted page in a frame, comma-separated scheme://host[:port] (default none)")
 
 	f.group("Data")
 	f.String(&c.DB, "db", "FILE", "data file, created if missing")
@@ -161,5 +165,19 @@ func (f *merchantsFlag) Set(v string) error {
 		cr.CallbackSecret = parts[2]
 	}
 	*f = append(*f, cr)
+	return nil
+}
+
+// originsFlag is --frame-ancestors ORIGIN,…, checked as it is parsed.
+type originsFlag []string
+
+func (f *originsFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *originsFlag) Set(v string) error {
+	o, err := web.ParseOrigins(v)
+	if err != nil {
+		return err
+	}
+	*f = o
 	return nil
 }

@@ -345,7 +345,11 @@ func (s *Server) clientGet(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.clientObject(v, s.svc.Now()), nil
+	o := s.clientObject(v, s.svc.Now())
+	if o.MerchantName, err = s.svc.MerchantName(ctx, v.MerchantID); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
 func (s *Server) clientTransition(ctx context.Context, r *request) (any, error) {

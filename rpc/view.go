@@ -192,6 +192,10 @@ type clientObject struct {
 	// from, and why a final session ended.
 	Version   int     `json:"version"`
 	ErrorCode *string `json:"error_code"`
+	// The merchant's name, which the page shows as the payee when the
+	// session has no brand_name, and when the session completed.
+	MerchantName string    `json:"merchant_name"`
+	Completed    *unixTime `json:"completed"`
 }
 
 func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
@@ -211,6 +215,7 @@ func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
 		ViewState:   v.ViewState(now, s.cfg.SessionWarning),
 		Version:     v.Version,
 		ErrorCode:   optString(v.ErrorCode),
+		Completed:   optTime(v.Completed),
 	}
 }
 

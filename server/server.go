@@ -62,6 +62,10 @@ type Config struct {
 	CallbackUserAgent    string          // User-Agent of callbacks
 	CallbackAllowPrivate bool            // let callbacks reach loopback and private addresses
 
+	// FrameAncestors are the origins that may embed the hosted page in a
+	// frame (see web.ParseOrigins); none by default.
+	FrameAncestors []string
+
 	// DebugAddr, if set, serves Go's pprof profiles on this address.
 	DebugAddr string
 	// ShutdownTimeout is how long Close waits for in-flight requests.
@@ -276,8 +280,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		if err != nil {
 			return web.Page{}, false, err
 		}
-		return web.Page{RedirectURI: v.Params.RedirectURI}, true, nil
-	}))
+		payee, err := svc.Payee(ctx, v)
+		if err != nil {
+			return web.Page{}, false, err
+		}
+		return web.Page{RedirectURI: v.Params.RedirectURI, Payee: payee, Locale: v.Params.Locale, CountryID: v.Params.CountryID}, true, nil
+	}, web.Options{FrameAncestors: m.cfg.FrameAncestors}))
 	m.http = &http.Server{
 		Handler:           m.rpc.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"html"
 	"io"
@@ -32,17 +33,23 @@ type fixture struct {
 
 func mustServer(t *testing.T, redirect string) *fixture {
 	t.Helper()
-	f := &fixture{redirect: redirect}
+	return mustServerWith(t, web.Page{RedirectURI: redirect, Payee: "Nordic Shoes AB"}, web.Options{})
+}
+
+// mustServerWith serves p for knownToken, with options o.
+func mustServerWith(t *testing.T, p web.Page, o web.Options) *fixture {
+	t.Helper()
+	f := &fixture{redirect: p.RedirectURI}
 	f.srv = httptest.NewServer(web.Handler(func(ctx context.Context, token string) (web.Page, bool, error) {
 		f.lookups.Add(1)
 		switch token {
 		case knownToken:
-			return web.Page{RedirectURI: f.redirect}, true, nil
+			return p, true, nil
 		case failToken:
 			return web.Page{}, false, errors.New("store: disk on fire at /var/secret/path")
 		}
 		return web.Page{}, false, nil
-	}))
+	}, o))
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -115,7 +122,7 @@ var (
 func checkNoInline(t *testing.T, body string) {
 	t.Helper()
 	for _, tag := range scriptTag.FindAllString(body, -1) {
-		if !strings.Contains(tag, ` src="/client/assets/`) {
+		if !strings.Contains(tag, ` src="/client/assets/`) && tag != `<script type="application/json" id="messages">` {
 			t.Errorf("script without a same-origin src: %s", tag)
 		}
 	}
@@ -349,5 +356,82 @@ func TestScriptIsCSPClean(t *testing.T) {
 	css := f.get(t, "/client/assets/app.css").body
 	if strings.Contains(css, "@import") || strings.Contains(css, "url(http") {
 		t.Error("app.css loads from elsewhere")
+	}
+}
+
+var messagesBlock = regexp.MustCompile(`(?s)<script type="application/json" id="messages">(.*?)</script>`)
+
+// The page speaks the session's language: the lang attribute, the text
+// rendered on the server and the messages handed to the script.
+func TestPageLanguage(t *testing.T) {
+	for _, c := range []struct{ locale, country, lang, loading string }{
+		{"sv-SE", "se", "sv", "Betalningen laddas…"},
+		{"", "de", "de", "Ihre Zahlung wird geladen…"},
+		{"fr-FR", "fr", "en", "Loading your payment…"},
+	} {
+		f := mustServerWith(t, web.Page{Payee: `Nordic "Shoes" <AB>`, Locale: c.locale, CountryID: c.country}, web.Options{})
+		a := f.get(t, "/client/"+knownToken)
+		checkDocument(t, a, http.StatusOK)
+		if !strings.Contains(a.body, `<html lang="`+c.lang+`">`) {
+			t.Errorf("%s/%s: no <html lang=%q>", c.locale, c.country, c.lang)
+		}
+		if !strings.Contains(a.body, c.loading) {
+			t.Errorf("%s/%s: the page lacks %q", c.locale, c.country, c.loading)
+		}
+		if !strings.Contains(a.body, `<title>Nordic &#34;Shoes&#34; &lt;AB&gt;</title>`) {
+			t.Errorf("%s/%s: the title is not the escaped payee: %.300s", c.locale, c.country, a.body)
+		}
+		m := messagesBlock.FindStringSubmatch(a.body)
+		if m == nil {
+			t.Fatalf("no messages in the page")
+		}
+		var msgs map[string]any
+		if err := json.Unmarshal([]byte(m[1]), &msgs); err != nil {
+			t.Fatalf("messages: %v\n%.200s", err, m[1])
+		}
+		if msgs["loading"] != c.loading {
+			t.Errorf("%s/%s: messages say %q, want %q", c.locale, c.country, msgs["loading"], c.loading)
+		}
+	}
+}
+
+// The 404 page speaks the browser's language, as it knows no session.
+func TestNotFoundLanguage(t *testing.T) {
+	f := mustServer(t, "")
+	a := f.do(t, http.MethodGet, "/client/"+unknownToken, map[string]string{"Accept-Language": "fr-FR,sv;q=0.8,en;q=0.5"})
+	checkDocument(t, a, http.StatusNotFound)
+	if !strings.Contains(a.body, `<html lang="sv">`) || !strings.Contains(a.body, "Den här betalningslänken är inte giltig") {
+		t.Errorf("not Swedish: %.600s", a.body)
+	}
+}
+
+// Framing: refused unless origins are allowed, by the server (every page)
+// or for the session's merchant (its pages only); X-Frame-Options only
+// when no origin may frame the page, since it cannot name several.
+func TestFrameAncestors(t *testing.T) {
+	const base = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+	for _, c := range []struct {
+		name           string
+		server, ownPg  []string
+		page, notFound string
+	}{
+		{"default", nil, nil, "'none'", "'none'"},
+		{"server", []string{"https://shop.example", "http://127.0.0.1:8081"}, nil, "https://shop.example http://127.0.0.1:8081", "https://shop.example http://127.0.0.1:8081"},
+		{"merchant", nil, []string{"https://*.nordic.example"}, "https://*.nordic.example", "'none'"},
+		{"both", []string{"https://shop.example"}, []string{"https://nordic.example"}, "https://shop.example https://nordic.example", "https://shop.example"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := mustServerWith(t, web.Page{Payee: "Nordic Shoes AB", FrameAncestors: c.ownPg}, web.Options{FrameAncestors: c.server})
+			for _, p := range []struct{ path, want string }{{"/client/" + knownToken, c.page}, {"/client/" + unknownToken, c.notFound}} {
+				a := f.get(t, p.path)
+				if got, want := a.header.Get("Content-Security-Policy"), base+"frame-ancestors "+p.want; got != want {
+					t.Errorf("%s: CSP\n%q, want\n%q", p.path, got, want)
+				}
+				xfo := a.header.Get("X-Frame-Options")
+				if p.want == "'none'" && xfo != "DENY" || p.want != "'none'" && xfo != "" {
+					t.Errorf("%s: X-Frame-Options %q with frame-ancestors %s", p.path, xfo, p.want)
+				}
+			}
+		})
 	}
 }

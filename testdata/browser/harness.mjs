@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -33,13 +34,24 @@ export function buildBinary() {
   return path.join(buildDir, 'sessiond');
 }
 
+// addMerchant runs `sessiond merchant add NAME` on the data file db and
+// returns the new merchant's {merchant_id, public_key, secret}.
+export function addMerchant(db, name) {
+  const out = execFileSync(buildBinary(), ['merchant', 'add', name, '--db', db], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return Object.fromEntries(out.trim().split('\n').map((line) => line.split(/\s+/, 2)));
+}
+
 // startServer runs `sessiond serve` on 127.0.0.1:0 and resolves once it
-// logs "listening". Call stop() when finished.
-export async function startServer(extraArgs = []) {
+// logs "listening". Call stop() when finished. With opts.prepare(db), the
+// data file is prepared first (merchants added), and opts.merchant names
+// the credentials merchant() uses instead of pk_web's.
+export async function startServer(extraArgs = [], opts = {}) {
   const bin = buildBinary();
   const dir = mkdtempSync(path.join(tmpdir(), 'sessiond-web-'));
-  const args = ['serve', '--addr', '127.0.0.1:0', '--db', path.join(dir, 'x.db'),
-    '--merchant', `${MERCHANT.public_key}:${MERCHANT.secret}`, '--log-format', 'json', ...extraArgs];
+  const db = path.join(dir, 'x.db');
+  const creds = opts.prepare ? opts.prepare(db) : MERCHANT;
+  const args = ['serve', '--addr', '127.0.0.1:0', '--db', db, '--log-format', 'json', ...extraArgs];
+  if (!opts.prepare) args.push('--merchant', `${MERCHANT.public_key}:${MERCHANT.secret}`);
   const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const logs = [];
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
@@ -92,7 +104,7 @@ export async function startServer(extraArgs = []) {
     // merchant calls a merchant method with the bearer of pk_web.
     async merchant(method, params = {}) {
       if (!bearer) {
-        const auth = await call('merchant.authorize', MERCHANT);
+        const auth = await call('merchant.authorize', { public_key: creds.public_key, secret: creds.secret });
         assert.ok(auth.result, `merchant.authorize: ${JSON.stringify(auth.error)}`);
         bearer = auth.result.access_token;
       }
@@ -120,8 +132,10 @@ export function launchBrowser() {
 
 // openPage opens a page of the given viewport that records Content
 // Security Policy violations and uncaught errors; call check() at the end.
-export async function openPage(browser, viewport, name) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, locale: 'en-GB' });
+export async function openPage(browser, viewport, name, locale = 'en-GB') {
+  // A phone is a touch screen, whose pointer does not hover.
+  const phone = viewport.width < 800;
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, locale, isMobile: phone, hasTouch: phone });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
@@ -147,6 +161,9 @@ export async function openPage(browser, viewport, name) {
     // shot saves a screenshot as artifacts/<name>/<nn-step>.png.
     async shot(step) {
       n++;
+      // A full-page screenshot re-emulates the screen, under which a phone
+      // context briefly hovers: keep the pointer off the page.
+      await page.mouse.move(0, 0);
       await page.screenshot({ path: path.join(dir, `${String(n).padStart(2, '0')}-${step}.png`), fullPage: true, animations: 'disabled' });
     },
     async check() {
@@ -179,5 +196,38 @@ export async function until(fn, timeout = 10000, what = 'condition') {
 
 // createDeposit creates a deposit session and returns {id, token, url}.
 export function createDeposit(srv, params = {}) {
-  return srv.merchant('session.create_deposit', { amount: 125.5, country_id: 'se', locale: 'sv', brand_name: 'Nordic Outdoor', ...params });
+  return srv.merchant('session.create_deposit', { amount: 125.5, country_id: 'se', locale: 'en', brand_name: 'Nordic Outdoor', ...params });
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+// axe runs axe-core on the page as it is and returns its serious and
+// critical violations, one line each. It is evaluated through the
+// browser's debugging protocol, which the page's CSP does not govern.
+export async function axe(page) {
+  if (!(await page.evaluate(() => !!window.axe))) await page.evaluate(axeSource);
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  });
+}
+
+// overflow returns what sticks out of the viewport sideways: the
+// document's scroll width if wider than the viewport, and every visible
+// element whose box ends right of it or starts left of it.
+export function overflow(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const out = [];
+    if (document.documentElement.scrollWidth > width) out.push(`document scrollWidth ${document.documentElement.scrollWidth} > ${width}`);
+    for (const n of document.body.querySelectorAll('*')) {
+      const r = n.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0 || n.closest('.visually-hidden')) continue;
+      if (r.right > width + 0.5 || r.left < -0.5) {
+        out.push(`${n.tagName.toLowerCase()}${n.id ? '#' + n.id : ''}.${[...n.classList].join('.')} [${Math.round(r.left)}, ${Math.round(r.right)}] "${(n.textContent || '').trim().slice(0, 40)}"`);
+      }
+    }
+    return out;
+  });
 }

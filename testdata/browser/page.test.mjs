@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
-  createDeposit, DESKTOP, heading, launchBrowser, openPage, PHONE, startServer, until,
+  addMerchant, axe, createDeposit, DESKTOP, heading, launchBrowser, openPage, overflow, PHONE, startServer, until,
 } from './harness.mjs';
 
-const SEK = (n) => new Intl.NumberFormat('sv', { style: 'currency', currency: 'SEK' }).format(n);
+const money = (locale, currency, n) => new Intl.NumberFormat(locale, { style: 'currency', currency }).format(n);
+const SEK = (n) => money('en', 'SEK', n);
 const squash = (s) => s.replace(/\s+/g, ' ').trim();
+const SMALL = { width: 320, height: 640 };
 
 let browser;
 let srv;
@@ -25,104 +27,233 @@ after(async () => {
   await srv?.stop();
 });
 
-async function progressMatches(page, id) {
-  const s = await srv.merchant('session.get', { id });
-  const want = s.current_step >= s.total_steps ? `All ${s.total_steps} steps done` : `${s.current_step} of ${s.total_steps} steps done`;
-  await page.locator('#progress-text').filter({ hasText: want }).waitFor({ timeout: 5000 });
-  return s;
+// progressAgrees checks that the bar, its text and the stepper show one
+// model: as many steps in the list as the bar's maximum, as many of them
+// done as its value, and the text naming the same step and total.
+async function progressAgrees(page) {
+  const p = await page.evaluate(() => {
+    const bar = document.getElementById('progress');
+    const items = [...document.querySelectorAll('#steps li')];
+    return {
+      max: bar.max, value: bar.value, text: document.getElementById('progress-text').textContent,
+      items: items.length, done: items.filter((li) => li.classList.contains('is-done')).length,
+      current: items.findIndex((li) => li.getAttribute('aria-current') === 'step'),
+    };
+  });
+  assert.equal(p.items, p.max, `stepper has ${p.items} steps, the bar ${p.max}: ${JSON.stringify(p)}`);
+  assert.equal(p.done, p.value, `stepper shows ${p.done} done, the bar ${p.value}: ${JSON.stringify(p)}`);
+  const numbers = (p.text.match(/\d+/g) || []).map(Number);
+  assert.ok(numbers.includes(p.max), `progress text "${p.text}" does not name the ${p.max} steps`);
+  if (p.current >= 0) assert.ok(numbers.includes(p.current + 1), `progress text "${p.text}" does not name step ${p.current + 1}`);
+  return p;
+}
+
+// step checks the page as it stands: a screenshot, no serious or critical
+// axe violation, nothing wider than the viewport, one progress model.
+async function step(t, name) {
+  await t.shot(name);
+  assert.deepEqual(await axe(t.page), [], `axe at ${name}`);
+  assert.deepEqual(await overflow(t.page), [], `horizontal overflow at ${name}`);
+  if (await t.page.locator('#steps li').count()) await progressAgrees(t.page);
 }
 
 async function headingFocused(page) {
   await page.waitForFunction(() => document.activeElement?.tagName === 'H1', null, { timeout: 5000 });
 }
 
+// receipt returns the receipt's facts as {term: value}.
+async function receipt(page) {
+  const box = page.locator('.receipt');
+  await box.waitFor();
+  const terms = await box.locator('dt').allTextContents();
+  const values = await box.locator('dd').allTextContents();
+  return Object.fromEntries(terms.map((k, i) => [squash(k), squash(values[i])]));
+}
+
+// What walkDeposit expects and clicks, by language.
+const WORDS = {
+  en: {
+    bank: 'Choose your bank', lead: (amount, payee) => `pay ${amount} to ${payee}`, login: 'Log in to Test Bank', loginButton: 'Log in',
+    account: 'Choose an account', everyday: 'Everyday account', confirm: 'Confirm your payment', pay: (amount) => `Pay ${amount}`,
+    sign: 'Sign the payment', signButton: 'Sign payment', done: 'Payment complete', paid: (amount, payee) => `You paid ${amount} to ${payee}.`,
+    amount: 'Amount', to: 'To', date: 'Date', receipt: 'Receipt', step: 'Step 1 of 4', allDone: 'All 4 steps done',
+  },
+  sv: {
+    bank: 'Välj din bank', lead: (amount, payee) => `betala ${amount} till ${payee}`, login: 'Logga in på Test Bank', loginButton: 'Logga in',
+    account: 'Välj ett konto', everyday: 'Lönekonto', confirm: 'Bekräfta din betalning', pay: (amount) => `Betala ${amount}`,
+    sign: 'Signera betalningen', signButton: 'Signera betalningen', done: 'Betalningen är klar', paid: (amount, payee) => `Du har betalat ${amount} till ${payee}.`,
+    amount: 'Belopp', to: 'Till', date: 'Datum', receipt: 'Kvitto', step: 'Steg 1 av 4', allDone: 'Alla 4 steg klara',
+  },
+  de: {
+    bank: 'Wählen Sie Ihre Bank', lead: (amount, payee) => `${amount} an ${payee} zu zahlen`, login: 'Bei Test Bank anmelden', loginButton: 'Anmelden',
+    account: 'Wählen Sie ein Konto', everyday: 'Girokonto', confirm: 'Bestätigen Sie Ihre Zahlung', pay: (amount) => `${amount} zahlen`,
+    sign: 'Zahlung signieren', signButton: 'Zahlung signieren', done: 'Zahlung abgeschlossen', paid: (amount, payee) => `Sie haben ${amount} an ${payee} gezahlt.`,
+    amount: 'Betrag', to: 'An', date: 'Datum', receipt: 'Beleg', step: 'Schritt 1 von 4', allDone: 'Alle 4 Schritte erledigt',
+  },
+};
+
+// walkDeposit walks a deposit from the bank choice to the receipt in the
+// language of w, checking each step (step()) and what the page says.
+async function walkDeposit(t, created, w, amount, payee) {
+  const { page } = t;
+  await heading(page, w.bank);
+  assert.equal(squash(await page.locator('#brand-name').textContent()), payee);
+  assert.equal(squash(await page.locator('#amount').textContent()), squash(amount));
+  await page.getByText(w.lead(amount, payee)).waitFor();
+  await page.locator('#timer').waitFor({ state: 'visible' });
+  assert.match(await page.locator('#timer-value').textContent(), /^(29|30):\d\d$/);
+  assert.equal(squash(await page.locator('#progress-text').textContent()), w.step);
+  await step(t, 'choose-bank');
+
+  await page.getByRole('button', { name: /Test Bank/ }).click();
+  await heading(page, w.login);
+  await headingFocused(page);
+  await step(t, 'log-in');
+  await page.locator('.simulate summary').click();
+  await step(t, 'log-in-simulate-open');
+
+  await page.getByRole('button', { name: w.loginButton, exact: true }).click();
+  await heading(page, w.account);
+  await step(t, 'choose-account');
+  // The IBAN never breaks inside a group of four; at 390 px and wider it
+  // is on one line.
+  const ibanLines = await page.locator('.choice .iban').first().evaluate((n) => {
+    const tops = new Set([...n.querySelectorAll('.iban-group')].map((g) => Math.round(g.getBoundingClientRect().top)));
+    const groupsWhole = [...n.querySelectorAll('.iban-group')].every((g) => g.getClientRects().length === 1);
+    return { lines: tops.size, groupsWhole };
+  });
+  assert.ok(ibanLines.groupsWhole, 'an IBAN group broke across lines');
+  if (page.viewportSize().width >= 390) assert.equal(ibanLines.lines, 1, 'the IBAN wraps');
+
+  // On a touch screen the tap of the step before leaves no hover
+  // highlight on the account under the finger.
+  if (page.viewportSize().width < 800) {
+    const looks = await page.evaluate(() => ({
+      hover: matchMedia('(hover: hover)').matches,
+      backgrounds: [...document.querySelectorAll('.choice')].map((b) => getComputedStyle(b).backgroundColor),
+    }));
+    assert.equal(looks.hover, false, 'the phone context hovers');
+    assert.equal(new Set(looks.backgrounds).size, 1, `account buttons differ: ${looks.backgrounds}`);
+  }
+
+  // Keyboard: focus the first account and press Enter. Its accessible
+  // name is its visible text.
+  const account = page.getByRole('button', { name: new RegExp(w.everyday) });
+  assert.equal(squash(await account.evaluate((n) => n.getAttribute('aria-label') || '')), '', 'the account button has an aria-label');
+  await account.focus();
+  await page.keyboard.press('Enter');
+  await heading(page, w.confirm);
+  await step(t, 'confirm');
+
+  await page.getByRole('button', { name: w.pay(amount) }).click();
+  await heading(page, w.sign);
+  await step(t, 'sign');
+
+  await page.getByRole('button', { name: w.signButton }).click();
+  await heading(page, w.done);
+  await page.getByText(w.paid(amount, payee)).waitFor();
+  assert.equal(await page.locator('#timer').isVisible(), false, 'the timer is hidden once final');
+  const r = await receipt(page);
+  assert.equal(await page.locator('.receipt h2').textContent(), w.receipt);
+  assert.equal(r[w.amount], squash(amount));
+  assert.equal(r[w.to], payee);
+  assert.ok(r[w.date] && r[w.date].includes(String(new Date().getFullYear())), `receipt date ${r[w.date]}`);
+  assert.equal(squash(await page.locator('#progress-text').textContent()), w.allDone);
+  await step(t, 'complete');
+
+  const s = await srv.merchant('session.get', { id: created.id });
+  assert.equal(s.state, 12);
+  assert.equal(s.state_name, 'STATE_COMPLETED');
+  assert.deepEqual(s.bank, { id: 'testbank', name: 'Test Bank' });
+  assert.equal(s.bank_account.iban, 'SE4550000000058398257466');
+  assert.equal(s.current_step, s.total_steps);
+  assert.ok(s.transaction_id, 'a deposit transaction was created');
+  const body = await page.locator('body').textContent();
+  assert.ok(!/sessiond/i.test(body) && !/sessiond/i.test(await page.title()), 'the page names sessiond');
+}
+
 describe('hosted page', () => {
-  test('deposit walked to completion by clicking (phone)', async () => {
+  test('deposit walked to completion by clicking, in English (phone)', async () => {
     const created = await createDeposit(srv);
-    const t = await openPage(browser, PHONE, 'deposit-complete');
-    const { page } = t;
+    const t = await openPage(browser, PHONE, 'deposit-en-phone');
     try {
-      const resp = await page.goto(created.url);
+      const resp = await t.page.goto(created.url);
       assert.equal(resp.status(), 200);
       const headers = resp.headers();
       assert.match(headers['content-security-policy'], /default-src 'none'/);
+      assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+      assert.equal(headers['x-frame-options'], 'DENY');
       assert.equal(headers['referrer-policy'], 'no-referrer');
-
-      await heading(page, 'Choose your bank');
-      assert.equal(squash(await page.locator('#brand-name').textContent()), 'Nordic Outdoor');
-      assert.equal(squash(await page.locator('#amount').textContent()), squash(SEK(125.5)));
-      await page.locator('#timer').waitFor({ state: 'visible' });
-      assert.match(await page.locator('#timer-value').textContent(), /^(29|30):\d\d$/);
-      await progressMatches(page, created.id);
-      await t.shot('choose-bank');
-
-      await page.getByRole('button', { name: /Test Bank/ }).click();
-      await heading(page, 'Log in to Test Bank');
-      await headingFocused(page);
-      await progressMatches(page, created.id);
-      await t.shot('log-in');
-
-      await page.getByRole('button', { name: 'Log in', exact: true }).click();
-      await heading(page, 'Choose an account');
-      await progressMatches(page, created.id);
-      await t.shot('choose-account');
-
-      // Keyboard: focus the first account and press Enter.
-      const account = page.getByRole('button', { name: /Everyday account/ });
-      await account.focus();
-      await page.keyboard.press('Enter');
-      await heading(page, 'Confirm your payment');
-      await progressMatches(page, created.id);
-      await t.shot('confirm');
-
-      await page.getByRole('button', { name: `Pay ${SEK(125.5)}` }).click();
-      await heading(page, 'Sign the payment');
-      await progressMatches(page, created.id);
-      await t.shot('sign');
-
-      await page.getByRole('button', { name: 'Sign payment' }).click();
-      await heading(page, 'Payment complete');
-      await page.getByText(`You paid ${SEK(125.5)} to Nordic Outdoor.`).waitFor();
-      assert.equal(await page.locator('#timer').isVisible(), false, 'the timer is hidden once final');
-      await t.shot('complete');
-
-      const s = await progressMatches(page, created.id);
-      assert.equal(s.state, 12);
-      assert.equal(s.state_name, 'STATE_COMPLETED');
-      assert.deepEqual(s.bank, { id: 'testbank', name: 'Test Bank' });
-      assert.equal(s.bank_account.iban, 'SE4550000000058398257466');
-      assert.equal(s.current_step, s.total_steps);
-      assert.ok(s.transaction_id, 'a deposit transaction was created');
+      await walkDeposit(t, created, WORDS.en, SEK(125.5), 'Nordic Outdoor');
+      assert.equal(await t.page.locator('html').getAttribute('lang'), 'en');
+      assert.equal(await t.page.title(), `${SEK(125.5)} · Payment · Nordic Outdoor`);
       await t.check();
     } finally {
       await t.close();
     }
   });
 
-  test('abort at the test bank: no funds (desktop)', async () => {
+  test('deposit walked in Swedish (phone, 390 px)', async () => {
+    const created = await createDeposit(srv, { amount: 1249.5, locale: 'sv-SE', brand_name: 'Nordic Outdoor' });
+    const t = await openPage(browser, PHONE, 'deposit-sv-phone', 'sv-SE');
+    try {
+      await t.page.goto(created.url);
+      await walkDeposit(t, created, WORDS.sv, money('sv-SE', 'SEK', 1249.5), 'Nordic Outdoor');
+      assert.equal(await t.page.locator('html').getAttribute('lang'), 'sv');
+      await t.check();
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('deposit walked in German (desktop)', async () => {
     const created = await createDeposit(srv, { amount: 49.9, currency_id: 'eur', country_id: 'de', locale: 'de-DE', brand_name: 'Bergladen' });
-    const t = await openPage(browser, DESKTOP, 'abort-no-funds');
+    const t = await openPage(browser, DESKTOP, 'deposit-de-desktop', 'de-DE');
+    try {
+      await t.page.goto(created.url);
+      await walkDeposit(t, created, WORDS.de, money('de-DE', 'EUR', 49.9), 'Bergladen');
+      await t.check();
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('a large amount at 320 px, in German: nothing sticks out', async () => {
+    const created = await createDeposit(srv, { amount: 999999999.99, currency_id: 'eur', country_id: 'de', locale: 'de-DE', brand_name: 'Bergsportausrüstung Oberammergau GmbH' });
+    const t = await openPage(browser, SMALL, 'deposit-de-320', 'de-DE');
+    try {
+      await t.page.goto(created.url);
+      await walkDeposit(t, created, WORDS.de, money('de-DE', 'EUR', 999999999.99), 'Bergsportausrüstung Oberammergau GmbH');
+      await t.check();
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('abort at the test bank: the reason in German words, the code only as a detail (desktop)', async () => {
+    const created = await createDeposit(srv, { amount: 49.9, currency_id: 'eur', country_id: 'de', locale: 'de-DE', brand_name: 'Bergladen' });
+    const t = await openPage(browser, DESKTOP, 'abort-no-funds-de', 'de-DE');
     const { page } = t;
     try {
       await page.goto(created.url);
-      await heading(page, 'Choose your bank');
-      const eur = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' }).format(49.9);
-      assert.equal(squash(await page.locator('#amount').textContent()), squash(eur));
-      await t.shot('choose-bank');
+      await heading(page, 'Wählen Sie Ihre Bank');
+      assert.equal(squash(await page.locator('#amount').textContent()), squash(money('de-DE', 'EUR', 49.9)));
       await page.getByRole('button', { name: /Test Bank/ }).click();
-      await heading(page, 'Log in to Test Bank');
-      await page.getByRole('button', { name: 'Log in', exact: true }).click();
-      await heading(page, 'Choose an account');
-      await page.getByRole('button', { name: /Savings account/ }).click();
-      await heading(page, 'Confirm your payment');
-      await page.getByText('Test Bank: simulate another outcome').click();
-      await t.shot('simulate-open');
+      await heading(page, 'Bei Test Bank anmelden');
+      await page.getByRole('button', { name: 'Anmelden', exact: true }).click();
+      await heading(page, 'Wählen Sie ein Konto');
+      await page.getByRole('button', { name: /Sparkonto/ }).click();
+      await heading(page, 'Bestätigen Sie Ihre Zahlung');
+      await page.getByText('Test Bank: ein anderes Ergebnis simulieren').click();
+      await step(t, 'simulate-open');
 
-      await page.getByRole('button', { name: 'No funds' }).click();
-      await heading(page, 'Payment cancelled');
-      await page.getByText('There isn’t enough money in the account to make this payment.').waitFor();
-      await page.locator('code', { hasText: 'psu_no_funds' }).waitFor();
-      await t.shot('cancelled');
+      await page.getByRole('button', { name: 'Keine Deckung' }).click();
+      await heading(page, 'Zahlung abgebrochen');
+      await page.getByText('Auf dem Konto ist nicht genug Geld für diese Zahlung.').waitFor();
+      assert.equal(squash(await page.locator('.details').textContent()), 'Angaben für den Support: psu_no_funds');
+      assert.equal(await page.locator('.lead').filter({ hasText: 'psu_' }).count(), 0, 'the code is in the sentence');
+      assert.equal(squash(await page.locator('#progress-text').textContent()), 'Abgebrochen bei Schritt 4 von 4');
+      await step(t, 'cancelled');
 
       const s = await srv.merchant('session.get', { id: created.id });
       assert.equal(s.state, 10);
@@ -204,7 +335,7 @@ describe('hosted page', () => {
     const t = await openPage(browser, DESKTOP, 'other-types');
     const { page } = t;
     try {
-      const w = await srv.merchant('session.create_withdrawal', { amount: 300, country_id: 'no', brand_name: 'Fjord Casino' });
+      const w = await srv.merchant('session.create_withdrawal', { amount: 300, country_id: 'no', locale: 'en-NO', brand_name: 'Fjord Casino' });
       await page.goto(w.url);
       await heading(page, 'Choose your bank');
       await page.getByText(/receive .* from Fjord Casino/).waitFor();
@@ -221,11 +352,11 @@ describe('hosted page', () => {
       assert.equal(s.state, 12);
       assert.ok(s.transaction_id, 'a withdrawal transaction was created');
 
-      const a = await srv.merchant('session.create_authentication', { country_id: 'fi' });
+      const a = await srv.merchant('session.create_authentication', { country_id: 'fi', locale: 'en' });
       await page.goto(a.url);
       await heading(page, 'Choose your bank');
       assert.equal(await page.locator('#amount').isVisible(), false, 'no amount for an authentication');
-      assert.equal(squash(await page.locator('#brand-name').textContent()), 'sessiond');
+      assert.equal(squash(await page.locator('#brand-name').textContent()), 'pk_web', 'the payee is the merchant\'s name');
       await page.getByRole('button', { name: /Test Bank/ }).click();
       await page.getByRole('button', { name: 'Log in', exact: true }).click();
       await heading(page, 'Confirm your identity');
@@ -257,10 +388,11 @@ describe('hosted page', () => {
       await page.goto(created.url);
       await heading(page, 'Choose your bank');
       assert.equal(await page.locator('body').getAttribute('data-redirect-uri'), back);
-      await page.getByRole('button', { name: 'Cancel payment' }).click();
+      await page.getByRole('button', { name: 'Cancel', exact: true }).click();
       await page.getByRole('button', { name: 'Yes, cancel' }).click();
       await heading(page, 'Payment cancelled');
       await page.getByText(/Taking you back to Nordic Outdoor/).waitFor();
+      await page.getByRole('button', { name: 'Return to Nordic Outdoor' }).waitFor();
       await t.shot('final-before-redirect');
       await t.check();
 
@@ -377,6 +509,117 @@ describe('session expiry', () => {
       await heading(page, 'Session expired');
       await t.shot('expired-final');
       await t.check();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('the payee is the merchant', () => {
+  let named;
+  before(async () => {
+    named = await startServer([], { prepare: (db) => addMerchant(db, 'Nordic Shoes AB') });
+  });
+  after(async () => {
+    await named?.stop();
+  });
+
+  test('a session without brand_name names the merchant, in Finnish (phone)', async () => {
+    const shop = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><title>Shop</title><h1>Back at the shop</h1>');
+    });
+    await new Promise((r) => shop.listen(0, '127.0.0.1', r));
+    const created = await named.merchant('session.create_deposit', {
+      amount: 50, country_id: 'fi', currency_id: 'eur', redirect_uri: `http://127.0.0.1:${shop.address().port}/back`,
+    });
+    const t = await openPage(browser, PHONE, 'payee-merchant-name', 'fi-FI');
+    const { page } = t;
+    try {
+      await page.goto(created.url);
+      await heading(page, 'Valitse pankkisi');
+      assert.equal(squash(await page.locator('#brand-name').textContent()), 'Nordic Shoes AB');
+      const eur = money('fi-FI', 'EUR', 50);
+      assert.equal(await page.title(), `${eur} · Maksu · Nordic Shoes AB`);
+      assert.match(squash(await page.locator('#summary-to').textContent()), /Nordic Shoes AB/);
+      const got = await named.rpc('client.get', { token: created.token });
+      assert.equal(got.merchant_name, 'Nordic Shoes AB');
+      assert.equal(got.brand_name, null);
+      await step(t, 'choose-bank');
+
+      await page.getByRole('button', { name: 'Peruuta', exact: true }).click();
+      await page.getByRole('button', { name: 'Kyllä, peruuta' }).click();
+      await heading(page, 'Maksu peruutettu');
+      await page.getByRole('button', { name: 'Palaa: Nordic Shoes AB' }).waitFor();
+      await step(t, 'cancelled');
+      for (const text of [await page.locator('body').textContent(), await page.title()]) {
+        assert.ok(!/sessiond/i.test(text), `the page names sessiond: ${text}`);
+      }
+      await t.check();
+    } finally {
+      await t.close();
+      shop.close();
+    }
+  });
+});
+
+describe('embedding in a merchant page', () => {
+  // A shop on another loopback origin (another port) that frames the
+  // checkout page it is given as ?src=.
+  let shop;
+  let shopOrigin;
+  let open;
+  let closed;
+  before(async () => {
+    shop = http.createServer((req, res) => {
+      const src = new URL(req.url, 'http://x').searchParams.get('src') || '';
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><html lang="en"><title>Shop checkout</title><h1>Shop checkout</h1>
+<iframe title="Checkout" src="${src.replace(/"/g, '&quot;')}" width="420" height="760"></iframe>`);
+    });
+    await new Promise((r) => shop.listen(0, '127.0.0.1', r));
+    shopOrigin = `http://127.0.0.1:${shop.address().port}`;
+    open = await startServer(['--frame-ancestors', shopOrigin]);
+    closed = srv;
+  });
+  after(async () => {
+    await open?.stop();
+    shop?.close();
+  });
+
+  test('allowed with --frame-ancestors: the checkout works inside the frame (desktop)', async () => {
+    const created = await createDeposit(open, { locale: 'sv-SE' });
+    const t = await openPage(browser, DESKTOP, 'embedded-allowed', 'sv-SE');
+    const { page } = t;
+    try {
+      const resp = await page.request.get(created.url);
+      assert.equal(resp.headers()['content-security-policy'].split('; ').pop(), `frame-ancestors ${shopOrigin}`);
+      assert.equal(resp.headers()['x-frame-options'], undefined);
+      await page.goto(`${shopOrigin}/?src=${encodeURIComponent(created.url)}`);
+      const frame = page.frameLocator('iframe');
+      await frame.getByRole('heading', { level: 1, name: 'Välj din bank' }).waitFor();
+      await frame.getByRole('button', { name: /Test Bank/ }).click();
+      await frame.getByRole('heading', { level: 1, name: 'Logga in på Test Bank' }).waitFor();
+      await t.shot('framed');
+      const s = await open.merchant('session.get', { id: created.id });
+      assert.equal(s.state, 1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('refused by default', async () => {
+    const created = await createDeposit(closed);
+    const t = await openPage(browser, DESKTOP, 'embedded-refused');
+    const { page } = t;
+    try {
+      await page.goto(`${shopOrigin}/?src=${encodeURIComponent(created.url)}`);
+      // The browser replaces a frame it refuses with its error page.
+      const frame = await until(async () => page.frames().find((f) => f !== page.mainFrame() && f.url().startsWith('chrome-error:')),
+        10000, 'the frame to be refused');
+      assert.ok(frame);
+      await t.shot('refused');
+      assert.equal(await page.frameLocator('iframe').getByRole('heading', { level: 1 }).count(), 0);
     } finally {
       await t.close();
     }

@@ -22,53 +22,56 @@
   const body = document.body;
   const el = (id) => document.getElementById(id);
 
+  // The messages of the page's language, which the server chose from the
+  // session's locale and country and put in the page; {name} placeholders,
+  // and plural forms chosen with Intl.PluralRules.
+  const LANG = document.documentElement.lang || 'en';
+  const MESSAGES = (() => {
+    try {
+      return JSON.parse(el('messages').textContent);
+    } catch (_) {
+      return {};
+    }
+  })();
+  let plurals;
+  try {
+    plurals = new Intl.PluralRules(LANG);
+  } catch (_) {
+    plurals = new Intl.PluralRules('en');
+  }
+
+  // t returns message key with vars filled in; a number var n also picks
+  // the plural form.
+  function t(key, vars) {
+    let m = MESSAGES[key];
+    if (m == null) return key;
+    if (typeof m === 'object') m = m[plurals.select(Number(vars && vars.n))] || m.other;
+    return String(m).replace(/\{(\w+)\}/g, (all, k) => {
+      if (!vars || vars[k] == null) return all;
+      return typeof vars[k] === 'number' ? number(vars[k]) : String(vars[k]);
+    });
+  }
+  const has = (key) => Object.prototype.hasOwnProperty.call(MESSAGES, key);
+
   const TEST_BANK = { id: 'testbank', name: 'Test Bank' };
   const TEST_ACCOUNTS = [
-    { label: 'Everyday account', holder: 'Alex Tester', iban: 'SE4550000000058398257466', bban: '50000000058398257466' },
-    { label: 'Savings account', holder: 'Alex Tester', iban: 'SE7280000810340009783242', bban: '80000810340009783242' },
+    { label: 'account.everyday', holder: 'Alex Tester', iban: 'SE4550000000058398257466', bban: '50000000058398257466' },
+    { label: 'account.savings', holder: 'Alex Tester', iban: 'SE7280000810340009783242', bban: '80000810340009783242' },
   ];
 
-  // What the error codes of an aborted session mean, in words.
-  const ERROR_WORDS = {
-    psu_no_funds: 'There isn’t enough money in the account to make this payment.',
-    psu_invalid_credentials: 'The bank couldn’t verify your login details.',
-    psu_abandoned_session: 'The session was cancelled before it was finished.',
-    psu_configuration_error: 'Your bank account isn’t set up for this kind of payment.',
-    psu_not_customer: 'You logged in as someone other than the person this payment is for.',
-    psu_disabled_bank_id_extended_use: 'Your BankID can’t be used for this: its extended use is turned off.',
-    psu_logged_into_internet_bank: 'You’re logged in to your internet bank somewhere else. Log out there and try again.',
-    generic_bank_error: 'The bank reported an error.',
-    generic_user_error: 'The bank couldn’t complete the request.',
-    name_mismatch: 'The account holder’s name doesn’t match the name on the order.',
-    expired_session: 'The session timed out before it was finished.',
-    merchant_rejected: 'The merchant declined it.',
-  };
-
-  // What each session type is called, and its steps as the side list
-  // shows them: the states each step covers.
+  // Each session type's group (which words the page uses for it) and its
+  // steps as the stepper shows them: a message key and the states the
+  // step covers. Completed (12) is past the last step.
   const TYPES = {
-    deposit: {
-      kind: 'Payment', noun: 'payment', doneTitle: 'Payment complete',
-      steps: [['Choose bank', [0]], ['Log in', [1, 2]], ['Choose account', [3]], ['Confirm & sign', [4, 5, 6, 7, 8, 9]], ['Done', [12]]],
-    },
-    recurring_payment: {
-      kind: 'Recurring payment', noun: 'recurring payment', doneTitle: 'Recurring payment set up',
-      steps: [['Choose bank', [0]], ['Log in', [1, 2]], ['Choose account', [3]], ['Confirm & sign', [4, 5, 6, 7, 8, 9]], ['Done', [12]]],
-    },
-    withdrawal: {
-      kind: 'Payout', noun: 'payout', doneTitle: 'Payout confirmed',
-      steps: [['Choose bank', [0]], ['Log in', [1, 2]], ['Choose account', [3]], ['Confirm', [4]], ['Done', [12]]],
-    },
-    bank_account_selection: {
-      kind: 'Share a bank account', noun: 'request', doneTitle: 'Bank account shared',
-      steps: [['Choose bank', [0]], ['Log in', [1, 2]], ['Choose account', [3]], ['Confirm', [4]], ['Done', [12]]],
-    },
-    authentication: {
-      kind: 'Identify yourself', noun: 'identification', doneTitle: 'Identity confirmed',
-      steps: [['Choose bank', [0]], ['Log in', [1]], ['Confirm', [2]], ['Done', [12]]],
-    },
+    deposit: { group: 'pay', steps: [['bank', [0]], ['login', [1, 2]], ['account', [3]], ['sign', [4, 5, 6, 7, 8, 9]]] },
+    recurring_payment: { group: 'pay', steps: [['bank', [0]], ['login', [1, 2]], ['account', [3]], ['sign', [4, 5, 6, 7, 8, 9]]] },
+    withdrawal: { group: 'payout', steps: [['bank', [0]], ['login', [1, 2]], ['account', [3]], ['confirm', [4]]] },
+    bank_account_selection: { group: 'share', steps: [['bank', [0]], ['login', [1, 2]], ['account', [3]], ['confirm', [4]]] },
+    authentication: { group: 'auth', steps: [['bank', [0]], ['login', [1]], ['confirm', [2]]] },
   };
-  const typeInfo = (t) => TYPES[t] || TYPES.deposit;
+  const typeOf = (s) => (s && TYPES[s.type] ? s.type : 'deposit');
+  const typeInfo = (s) => TYPES[typeOf(s)];
+  const kindOf = (s) => t('kind.' + typeOf(s));
 
   // The states that count as steps, by type (API.md section 3): the
   // session's current_step is an index into this.
@@ -79,7 +82,7 @@
     bank_account_selection: [0, 1, 2, 3, 4, 12],
     authentication: [0, 1, 2, 12],
   };
-  const isPayment = (t) => t === 'deposit' || t === 'recurring_payment';
+  const isPayment = (s) => typeInfo(s).group === 'pay';
 
   const app = {
     session: null, // the latest client.get answer
@@ -129,19 +132,36 @@
 
   // --------------------------------------------------------- formatting
 
-  function localeOf(s) {
-    const raw = String((s && s.locale) || 'en').replace(/_/g, '-');
+  // formatLocale is the locale of numbers and dates: the session's own
+  // locale if it is of the page's language, else the page's language in
+  // the session's country (so that "sv" in Finland is sv-FI).
+  let fmtLocale = LANG;
+  function setFormatLocale(s) {
+    const canon = (tag) => {
+      try {
+        return Intl.getCanonicalLocales(tag)[0] || null;
+      } catch (_) {
+        return null;
+      }
+    };
+    const own = s.locale ? canon(String(s.locale).replace(/_/g, '-')) : null;
+    const lang = own ? own.split('-')[0].replace(/^(no|nn)$/, 'nb') : null;
+    const country = String(s.country_id || '').toUpperCase();
+    fmtLocale = (lang === LANG && own) || (/^[A-Z]{2}$/.test(country) && canon(LANG + '-' + country)) || LANG;
+  }
+
+  function number(n) {
     try {
-      return Intl.getCanonicalLocales(raw)[0] || 'en';
+      return new Intl.NumberFormat(fmtLocale).format(n);
     } catch (_) {
-      return 'en';
+      return String(n);
     }
   }
 
   function money(s) {
     if (s.amount == null || !s.currency_id) return '';
     const opts = { style: 'currency', currency: String(s.currency_id).toUpperCase() };
-    for (const loc of [localeOf(s), 'en']) {
+    for (const loc of [fmtLocale, LANG]) {
       try {
         return new Intl.NumberFormat(loc, opts).format(Number(s.amount));
       } catch (_) { /* try the next locale */ }
@@ -149,7 +169,18 @@
     return Number(s.amount).toFixed(2) + ' ' + opts.currency;
   }
 
-  const brandOf = (s) => (s && s.brand_name) || 'sessiond';
+  function dateTime(unixSeconds) {
+    const d = new Date(unixSeconds * 1000);
+    try {
+      return new Intl.DateTimeFormat(fmtLocale, { dateStyle: 'medium', timeStyle: 'short' }).format(d);
+    } catch (_) {
+      return d.toISOString();
+    }
+  }
+
+  // The payee is who the end user deals with: the brand the merchant gave
+  // the session, else the merchant's name.
+  const payeeOf = (s) => (s && (s.brand_name || s.merchant_name)) || body.dataset.payee || '';
 
   function clock(secs) {
     secs = Math.max(0, secs);
@@ -163,6 +194,13 @@
     return iban.replace(/(.{4})/g, '$1 ').trim();
   }
 
+  // iban shows an IBAN in groups of four that never break inside.
+  function iban(number, cls) {
+    const groups = spaced(number).split(' ');
+    return h('span', { class: 'iban mono' + (cls ? ' ' + cls : '') },
+      groups.flatMap((g, i) => [i ? ' ' : null, h('span', { class: 'iban-group', text: g })]));
+  }
+
   // ---------------------------------------------------------------- DOM
 
   function h(tag, attrs, ...children) {
@@ -174,7 +212,7 @@
       else if (k === 'onclick') n.addEventListener('click', v);
       else n.setAttribute(k, v === true ? '' : v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c == null || c === false) continue;
       n.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -214,7 +252,7 @@
     if (app.busy || app.gone) return;
     app.busy = true;
     app.confirmCancel = false;
-    setStatus(busyText || 'One moment…');
+    setStatus(busyText || t('busy.wait'));
     syncBusy();
     let i = 0;
     try {
@@ -242,7 +280,7 @@
 
   async function moveFailed(e, rest) {
     if (!(e instanceof RPCError)) {
-      setStatus('We couldn’t reach the server. Check your connection and try again.', 'error');
+      setStatus(t('status.offline'), 'error');
       return;
     }
     switch (e.errorName) {
@@ -254,12 +292,12 @@
       case 'VersionConflict':
         app.version = null;
         await refresh();
-        setStatus('This payment was updated somewhere else, so the page shows it as it is now. Check it and try again.', 'warn');
+        setStatus(t('status.conflict'), 'warn');
         return;
       case 'InvalidStateTransition':
         app.version = null;
         await refresh();
-        setStatus('That step isn’t possible any more: the session moved on somewhere else.', 'warn');
+        setStatus(t('status.moved'), 'warn');
         return;
       case 'SessionExpired':
         app.expiredLocally = true;
@@ -270,10 +308,10 @@
         goneForGood();
         return;
       case 'RateLimited':
-        setStatus('Too many attempts. Wait a moment, then try again.', 'error');
+        setStatus(t('status.rate_limited'), 'error');
         return;
       default:
-        setStatus('Something went wrong (' + (e.errorName || e.code) + '). Please try again.', 'error');
+        setStatus(t('status.error', { code: e.errorName || e.code }), 'error');
     }
   }
 
@@ -297,7 +335,7 @@
       app.retrying = false;
       const rest = w.moves.slice(1);
       if (rest.length && !FINAL.has(r.state)) {
-        await runMoves(rest, 'Approved. Opening Test Bank…');
+        await runMoves(rest, t('busy.approved'));
       } else {
         await refresh();
       }
@@ -342,7 +380,7 @@
             return;
           }
           if (!app.busy) {
-            setStatus('Connection problem: trying again…', 'warn');
+            setStatus(t('status.retrying'), 'warn');
             el('status').classList.add('is-offline');
           }
         }
@@ -355,6 +393,7 @@
 
   function applySession(s) {
     app.session = s;
+    setFormatLocale(s);
     if (s.version != null) {
       app.version = s.version;
       app.versionState = s.state;
@@ -508,7 +547,7 @@
       refresh();
     }
     banner.hidden = !warning || app.expiredLocally;
-    if (!banner.hidden) el('warning-left').textContent = clock(left);
+    if (!banner.hidden) el('warning-text').textContent = t('warning.text', { time: clock(left) });
     if (app.expiredLocally) timer.hidden = true;
   }
 
@@ -519,7 +558,7 @@
   function screen() {
     const s = app.session;
     if (app.gone) return { key: 'gone', build: buildGone };
-    if (!s) return { key: 'loading', build: () => [h('div', { class: 'spinner', 'aria-hidden': 'true' }), h('h1', { tabindex: '-1', text: 'Loading your payment…' })] };
+    if (!s) return { key: 'loading', build: () => [h('div', { class: 'spinner', 'aria-hidden': 'true' }), heading(t('loading'))] };
     if (FINAL.has(s.state)) {
       const code = app.errorCode || (s.state === 10 && app.expiredLocally ? 'expired_session' : null);
       return { key: 'final:' + s.state + ':' + code, build: () => buildFinal(s, code) };
@@ -561,40 +600,57 @@
     el('main').setAttribute('aria-busy', app.busy ? 'true' : 'false');
   }
 
+  // progress is the one model of how far the session is, which the bar,
+  // its text and the stepper all show: the type's steps, how many are done
+  // and which one the session is at (or stopped at).
+  function progress(s) {
+    const steps = typeInfo(s).steps;
+    const total = steps.length;
+    const complete = s.state === 12;
+    const stopped = s.state === 10 || s.state === 11;
+    // A final session that did not complete shows where it stopped: the
+    // furthest state it reached.
+    const path = PATHS[typeOf(s)];
+    const where = stopped ? path[Math.min(Math.max(0, s.current_step || 0), path.length - 1)] : s.state;
+    let at = steps.findIndex(([, states]) => states.includes(where));
+    if (complete) at = total;
+    if (at < 0) at = 0;
+    let text;
+    if (complete) text = t('progress.done', { n: total });
+    else if (stopped) text = t('progress.stopped', { n: at + 1, total });
+    else text = t('progress.step', { n: at + 1, total });
+    return { names: steps.map(([key]) => t('step.' + key)), total, done: at, at, complete, stopped, text };
+  }
+
+  function toPayee(s) {
+    const g = typeInfo(s).group;
+    return t(g === 'payout' ? 'summary.from' : g === 'pay' ? 'summary.to' : 'summary.for', { payee: payeeOf(s) });
+  }
+
   function renderSummary(s) {
-    const info = typeInfo(s.type);
-    const brand = brandOf(s);
-    el('brand-name').textContent = brand;
-    el('brand-mark').textContent = (brand.trim()[0] || 's');
-    el('summary-kind').textContent = info.kind;
+    const payee = payeeOf(s);
+    el('brand-name').textContent = payee;
+    el('brand-mark').textContent = payee.trim().charAt(0);
+    el('summary-kind').textContent = kindOf(s);
     const amount = money(s);
     el('amount').hidden = !amount;
     el('amount').textContent = amount;
-    el('amount').setAttribute('lang', localeOf(s));
-    el('summary-to').textContent = s.type === 'withdrawal' ? 'from ' + brand : s.type === 'authentication' || s.type === 'bank_account_selection' ? 'for ' + brand : 'to ' + brand;
-    const total = Math.max(1, s.total_steps || 1);
-    const cur = Math.min(total, Math.max(0, s.current_step || 0));
-    el('progress').max = total;
-    el('progress').value = cur;
-    el('progress-text').textContent = cur >= total ? 'All ' + total + ' steps done' : cur + ' of ' + total + ' steps done';
-    document.title = (amount ? amount + ' · ' : '') + info.kind + ' · ' + brand;
+    el('summary-to').textContent = payee ? toPayee(s) : '';
+    document.title = [amount, kindOf(s), payee].filter(Boolean).join(' · ');
 
-    // A final session that did not complete shows where it stopped: the
-    // furthest state it reached.
-    const stopped = s.state === 10 || s.state === 11;
-    const path = PATHS[s.type] || PATHS.deposit;
-    const where = stopped ? path[Math.min(cur, path.length - 1)] : s.state;
-    const at = info.steps.findIndex(([, states]) => states.includes(where));
-    const items = info.steps.map(([name, states], i) => {
-      const done = s.state === 12 || (at >= 0 && i < at);
-      const current = !FINAL.has(s.state) && i === at;
-      const halted = stopped && i === at;
-      const note = done ? ' (done)' : halted ? ' (stopped here)' : '';
+    const p = progress(s);
+    el('progress').max = p.total;
+    el('progress').value = p.done;
+    el('progress-text').textContent = p.text;
+    const items = p.names.map((name, i) => {
+      const done = i < p.done;
+      const current = !FINAL.has(s.state) && i === p.at;
+      const halted = p.stopped && i === p.at;
+      const note = done ? t('a11y.done') : halted ? t('a11y.stopped') : '';
       return h('li', { class: done ? 'is-done' : current ? 'is-current' : halted ? 'is-stopped' : '', 'aria-current': current ? 'step' : null },
-        name, note ? h('span', { class: 'visually-hidden', text: note }) : null);
+        name, note ? h('span', { class: 'visually-hidden', text: ' (' + note + ')' }) : null);
     });
-    const steps = el('steps');
-    steps.replaceChildren(...items);
+    el('steps').replaceChildren(...items);
   }
 
   // icon draws one of the outcome icons as inline SVG.
@@ -637,18 +693,19 @@
     }, label);
   }
 
+  // abort is a test bank button that aborts the session with code.
   function abort(code, label) {
-    return moveButton(label, [{ state: 10, error_code: code }], { class: 'btn btn-secondary', busy: 'Telling the bank…' });
+    return moveButton(t(label), [{ state: 10, error_code: code }], { class: 'btn btn-secondary', busy: t('busy.telling') });
   }
 
-  function fail(label) {
-    return moveButton(label || 'Technical failure', [{ state: 11 }], { class: 'btn btn-secondary', busy: 'Telling the bank…' });
+  function fail() {
+    return moveButton(t('sim.failure'), [{ state: 11 }], { class: 'btn btn-secondary', busy: t('busy.telling') });
   }
 
   // simulate is the test bank's panel of other outcomes for a step.
   function simulate(buttons) {
     return h('details', { class: 'simulate' },
-      h('summary', {}, 'Test Bank: simulate another outcome'),
+      h('summary', {}, t('simulate')),
       h('div', { class: 'actions' }, buttons));
   }
 
@@ -657,23 +714,22 @@
       h('span', { class: 'choice-logo', 'aria-hidden': 'true', text: 'TB' }),
       h('div', { class: 'choice-text' },
         h('span', { class: 'choice-title', text: title }),
-        h('span', { class: 'choice-sub', text: 'Test Bank · sandbox' })));
+        h('span', { class: 'choice-sub', text: t('testbank.tag') })));
   }
 
-  function cancelRow(s) {
-    const noun = typeInfo(s.type).noun;
+  function cancelRow() {
     if (!app.confirmCancel) {
       return h('div', { class: 'cancel-row' },
-        h('button', { type: 'button', class: 'btn btn-link', 'data-move': '1', onclick: () => { app.confirmCancel = true; render(); focusIn('[data-cancel-yes]'); } }, 'Cancel ' + noun));
+        h('button', { type: 'button', class: 'btn btn-link', 'data-move': '1', onclick: () => { app.confirmCancel = true; render(); focusIn('[data-cancel-yes]'); } }, t('cancel.button')));
     }
     return h('div', { class: 'cancel-row' },
-      h('p', { text: 'Cancel this ' + noun + '?' }),
+      h('p', { text: t('cancel.question') }),
       h('div', { class: 'actions' },
         h('button', {
           type: 'button', class: 'btn btn-danger', 'data-move': '1', 'data-cancel-yes': '1',
-          onclick: () => runMoves([{ state: 10, error_code: 'psu_abandoned_session' }], 'Cancelling…'),
-        }, 'Yes, cancel'),
-        h('button', { type: 'button', class: 'btn btn-secondary', 'data-move': '1', onclick: () => { app.confirmCancel = false; render(); focusIn('.cancel-row button'); } }, 'No, go on')));
+          onclick: () => runMoves([{ state: 10, error_code: 'psu_abandoned_session' }], t('busy.cancelling')),
+        }, t('cancel.yes')),
+        h('button', { type: 'button', class: 'btn btn-secondary', 'data-move': '1', onclick: () => { app.confirmCancel = false; render(); focusIn('.cancel-row button'); } }, t('cancel.no'))));
   }
 
   function focusIn(selector) {
@@ -681,155 +737,154 @@
     if (n) n.focus();
   }
 
+  // facts is a definition list of [term key, value] pairs; a value may be
+  // a node. Pairs without a value are left out.
+  function facts(pairs, cls) {
+    return h('dl', { class: 'facts' + (cls ? ' ' + cls : '') },
+      pairs.filter(([, v]) => v).map(([k, v]) => [h('dt', { text: t(k) }), v instanceof Node ? h('dd', {}, v) : h('dd', { text: v })]));
+  }
+
+  // withWhom is the term of the fact that names the payee.
+  function withWhom(s) {
+    const g = typeInfo(s).group;
+    return g === 'pay' ? 'fact.to' : g === 'payout' ? 'fact.from' : g === 'share' ? 'fact.shared_with' : 'fact.for';
+  }
+
   function buildStep(s) {
-    const info = typeInfo(s.type);
-    const brand = brandOf(s);
+    const g = typeInfo(s).group;
+    const payee = payeeOf(s);
     const amount = money(s);
-    const pay = isPayment(s.type);
     const parts = [];
     switch (s.state) {
       case 0: {
-        const what = pay ? 'pay ' + amount + ' to ' + brand
-          : s.type === 'withdrawal' ? 'receive ' + amount + ' from ' + brand
-            : s.type === 'authentication' ? 'confirm who you are to ' + brand
-              : 'share a bank account with ' + brand;
-        parts.push(heading('Choose your bank'),
-          lead('You’ll log in to your bank to ' + what + '.'),
-          h('ul', { class: 'choices', 'aria-label': 'Banks' },
+        parts.push(heading(t('bank.title')),
+          lead(t('bank.lead.' + g, { amount, payee })),
+          h('ul', { class: 'choices', 'aria-label': t('banks.label') },
             h('li', {}, h('button', {
               type: 'button', class: 'choice', 'data-move': '1',
-              onclick: () => runMoves([{ state: 1, bank: TEST_BANK }], 'Opening Test Bank…'),
+              onclick: () => runMoves([{ state: 1, bank: TEST_BANK }], t('busy.opening')),
             },
             h('span', { class: 'choice-logo', 'aria-hidden': 'true', text: 'TB' }),
             h('span', { class: 'choice-text' },
               h('span', { class: 'choice-title', text: TEST_BANK.name }),
-              h('span', { class: 'choice-sub', text: 'Sandbox bank: try any outcome' }))))));
+              h('span', { class: 'choice-sub', text: t('testbank.sub') }))))));
         break;
       }
       case 1: {
-        const next = s.type === 'authentication' ? [{ state: 2 }] : [{ state: 2 }, { state: 3 }];
-        parts.push(heading('Log in to Test Bank'),
-          lead('This is a test bank: log in as its test user, or pick another outcome to see how it looks.'),
+        const next = g === 'auth' ? [{ state: 2 }] : [{ state: 2 }, { state: 3 }];
+        parts.push(heading(t('login.title')),
+          lead(t('login.lead')),
           h('div', { class: 'bankbox' },
-            bankHead('Log in with Test ID'),
-            h('dl', { class: 'facts' },
-              h('dt', { text: 'User' }), h('dd', { text: 'Alex Tester' }),
-              h('dt', { text: 'Personal number' }), h('dd', { class: 'mono', text: '19900101-1234' })),
-            h('div', { class: 'actions' }, moveButton('Log in', next, { busy: 'Logging in…' })),
+            bankHead(t('login.box')),
+            facts([['fact.user', 'Alex Tester'], ['fact.personal_number', '19900101-1234']]),
+            h('div', { class: 'actions' }, moveButton(t('login.button'), next, { busy: t('busy.login') })),
             simulate([
-              abort('psu_invalid_credentials', 'Wrong login details'),
-              abort('psu_logged_into_internet_bank', 'Already logged in elsewhere'),
-              abort('psu_disabled_bank_id_extended_use', 'BankID not allowed'),
-              abort('generic_bank_error', 'Bank error'),
+              abort('psu_invalid_credentials', 'sim.invalid_credentials'),
+              abort('psu_logged_into_internet_bank', 'sim.logged_in'),
+              abort('psu_disabled_bank_id_extended_use', 'sim.bank_id'),
+              abort('generic_bank_error', 'sim.bank_error'),
               fail(),
             ])));
         break;
       }
       case 2: {
-        if (s.type === 'authentication') {
-          parts.push(heading('Confirm your identity'),
-            lead('Test Bank will tell ' + brand + ' that you are Alex Tester.'),
+        if (g === 'auth') {
+          parts.push(heading(t('identity.title')),
+            lead(t('identity.lead', { payee, name: 'Alex Tester' })),
             h('div', { class: 'bankbox' },
-              bankHead('Share your identity'),
-              h('div', { class: 'actions' }, moveButton('Confirm', [{ state: 12 }], { busy: 'Confirming…' })),
-              simulate([abort('psu_not_customer', 'Not the expected person'), abort('generic_bank_error', 'Bank error'), fail()])));
+              bankHead(t('identity.box')),
+              h('div', { class: 'actions' }, moveButton(t('button.confirm'), [{ state: 12 }], { busy: t('busy.confirming') })),
+              simulate([abort('psu_not_customer', 'sim.not_customer'), abort('generic_bank_error', 'sim.bank_error'), fail()])));
         } else {
-          parts.push(heading('You’re logged in'),
-            lead('Next, choose the account to use.'),
-            h('div', { class: 'actions' }, moveButton('Choose an account', [{ state: 3 }], { busy: 'Fetching your accounts…' })));
+          parts.push(heading(t('logged_in.title')),
+            lead(t('logged_in.lead')),
+            h('div', { class: 'actions' }, moveButton(t('logged_in.button'), [{ state: 3 }], { busy: t('busy.accounts') })));
         }
         break;
       }
       case 3: {
-        const verb = pay ? 'pay from' : s.type === 'withdrawal' ? 'receive the money on' : 'share';
-        parts.push(heading('Choose an account'),
-          lead('Pick the account to ' + verb + '.'),
-          h('ul', { class: 'choices', 'aria-label': 'Accounts' }, TEST_ACCOUNTS.map((a) => h('li', {},
+        // The button's accessible name is its visible text: title, holder
+        // and number.
+        parts.push(heading(t('account.title')),
+          lead(t('account.lead.' + g)),
+          h('ul', { class: 'choices', 'aria-label': t('accounts.label') }, TEST_ACCOUNTS.map((a) => h('li', {},
             h('button', {
-              type: 'button', class: 'choice', 'data-move': '1',
-              'aria-label': a.label + ', ' + a.holder + ', ' + spaced(a.iban),
+              type: 'button', class: 'choice choice--account', 'data-move': '1',
               onclick: () => {
                 app.account = a;
-                runMoves([{ state: 4, bank_account: { holder: a.holder, iban: a.iban, bban: a.bban } }], 'Selecting the account…');
+                runMoves([{ state: 4, bank_account: { holder: a.holder, iban: a.iban, bban: a.bban } }], t('busy.account'));
               },
             },
-            h('span', { class: 'choice-logo choice-logo--account', 'aria-hidden': 'true', text: a.label[0] }),
+            h('span', { class: 'choice-logo choice-logo--account', 'aria-hidden': 'true', text: t(a.label).charAt(0) }),
             h('span', { class: 'choice-text' },
-              h('span', { class: 'choice-title', text: a.label + ' · ' + a.holder }),
-              h('span', { class: 'choice-sub mono', text: spaced(a.iban) })))))),
-          simulate([abort('name_mismatch', 'Name doesn’t match'), abort('psu_configuration_error', 'Account not usable'), abort('generic_bank_error', 'Bank error'), fail()]));
+              h('span', { class: 'choice-title', text: t(a.label) + ' · ' + a.holder }),
+              iban(a.iban, 'choice-sub')))))),
+          simulate([abort('name_mismatch', 'sim.name_mismatch'), abort('psu_configuration_error', 'sim.configuration'), abort('generic_bank_error', 'sim.bank_error'), fail()]));
         break;
       }
       case 4: {
-        const facts = [];
-        if (amount) facts.push(h('dt', { text: 'Amount' }), h('dd', { text: amount }));
-        facts.push(h('dt', { text: pay ? 'To' : s.type === 'withdrawal' ? 'From' : 'Shared with' }), h('dd', { text: brand }));
-        if (app.account) {
-          facts.push(h('dt', { text: 'Account' }), h('dd', { class: 'mono', text: spaced(app.account.iban) }));
-        }
-        if (pay) {
-          parts.push(heading(s.type === 'recurring_payment' ? 'Confirm your recurring payment' : 'Confirm your payment'),
-            lead('Check the details, then continue to sign with Test Bank.'),
-            h('dl', { class: 'facts' }, facts),
-            h('div', { class: 'actions' }, moveButton(amount ? 'Pay ' + amount : 'Continue', [{ state: 5 }, { state: 8 }], { busy: 'Starting the payment…' })),
-            simulate([abort('psu_no_funds', 'No funds'), abort('psu_abandoned_session', 'Cancel at the bank'), abort('generic_bank_error', 'Bank error'), fail()]));
+        const list = facts([['fact.amount', amount], [withWhom(s), payee], ['fact.account', app.account && iban(app.account.iban)]]);
+        if (g === 'pay') {
+          parts.push(heading(t(s.type === 'recurring_payment' ? 'confirm.title.recurring' : 'confirm.title.pay')),
+            lead(t('confirm.lead.pay')),
+            list,
+            h('div', { class: 'actions' }, moveButton(amount ? t('button.pay', { amount }) : t('button.continue'), [{ state: 5 }, { state: 8 }], { busy: t('busy.starting') })),
+            simulate([abort('psu_no_funds', 'sim.no_funds'), abort('psu_abandoned_session', 'sim.cancel'), abort('generic_bank_error', 'sim.bank_error'), fail()]));
         } else {
-          const share = s.type === 'bank_account_selection';
-          parts.push(heading(share ? 'Share this account' : 'Confirm your payout'),
-            lead(share ? brand + ' will see the account’s holder and number.' : brand + ' will send the money to this account.'),
-            h('dl', { class: 'facts' }, facts),
-            h('div', { class: 'actions' }, moveButton(share ? 'Share account' : 'Confirm payout', [{ state: 12 }], { busy: 'Confirming…' })),
-            simulate([abort('psu_abandoned_session', 'Cancel at the bank'), abort('generic_bank_error', 'Bank error'), fail()]));
+          const share = g === 'share';
+          parts.push(heading(t(share ? 'confirm.title.share' : 'confirm.title.payout')),
+            lead(t(share ? 'confirm.lead.share' : 'confirm.lead.payout', { payee })),
+            list,
+            h('div', { class: 'actions' }, moveButton(t(share ? 'button.share' : 'button.payout'), [{ state: 12 }], { busy: t('busy.confirming') })),
+            simulate([abort('psu_abandoned_session', 'sim.cancel'), abort('generic_bank_error', 'sim.bank_error'), fail()]));
         }
         break;
       }
       case 5: case 6: case 7: {
         const next = s.state === 6 ? [{ state: 7 }, { state: 8 }] : [{ state: 8 }];
-        parts.push(heading(s.state === 5 ? 'Your payment is ready to sign' : 'Waiting for the recipient’s approval'),
-          lead('Continue to Test Bank to sign it.'),
-          h('div', { class: 'actions' }, moveButton('Continue to signing', next, { busy: 'Opening Test Bank…' })),
-          simulate([abort('psu_no_funds', 'No funds'), abort('generic_bank_error', 'Bank error'), fail()]));
+        parts.push(heading(t(s.state === 5 ? 'ready.title' : 'ready.waiting')),
+          lead(t('ready.lead')),
+          h('div', { class: 'actions' }, moveButton(t('button.to_signing'), next, { busy: t('busy.opening') })),
+          simulate([abort('psu_no_funds', 'sim.no_funds'), abort('generic_bank_error', 'sim.bank_error'), fail()]));
         break;
       }
       case 8: {
-        parts.push(heading('Sign the payment'),
-          lead('Test Bank asks you to approve paying ' + (amount || 'this') + ' to ' + brand + '.'),
+        parts.push(heading(t('sign.title')),
+          lead(t(amount ? 'sign.lead' : 'sign.lead_no_amount', { amount, payee })),
           h('div', { class: 'bankbox' },
-            bankHead('Sign with Test ID'),
-            h('dl', { class: 'facts' },
-              amount ? [h('dt', { text: 'Amount' }), h('dd', { text: amount })] : null,
-              h('dt', { text: 'Recipient' }), h('dd', { text: brand })),
-            h('div', { class: 'actions' }, moveButton('Sign payment', [{ state: 9 }, { state: 12 }], { busy: 'Signing…' })),
-            simulate([abort('psu_no_funds', 'No funds'), abort('psu_abandoned_session', 'Cancel signing'), abort('generic_bank_error', 'Bank error'), fail()])));
+            bankHead(t('sign.box')),
+            facts([['fact.amount', amount], ['fact.to', payee]]),
+            h('div', { class: 'actions' }, moveButton(t('button.sign'), [{ state: 9 }, { state: 12 }], { busy: t('busy.signing') })),
+            simulate([abort('psu_no_funds', 'sim.no_funds'), abort('psu_abandoned_session', 'sim.cancel'), abort('generic_bank_error', 'sim.bank_error'), fail()])));
         break;
       }
       case 9: {
-        parts.push(heading('Almost done'),
-          lead('Test Bank approved the payment. Finish to complete it.'),
-          h('div', { class: 'actions' }, moveButton('Finish', [{ state: 12 }], { busy: 'Finishing…' })));
+        parts.push(heading(t('almost.title')),
+          lead(t('almost.lead')),
+          h('div', { class: 'actions' }, moveButton(t('button.finish'), [{ state: 12 }], { busy: t('busy.finishing') })));
         break;
       }
       default:
-        parts.push(heading(info.kind), lead('This step (' + s.state_name + ') can’t be shown here.'));
+        parts.push(heading(kindOf(s)), lead(t('unknown.lead', { state: s.state_name })));
     }
-    parts.push(cancelRow(s));
+    parts.push(cancelRow());
     return parts;
   }
 
   function buildApproval(s) {
     return [
       h('div', { class: 'spinner', 'aria-hidden': 'true' }),
-      heading('Waiting for the merchant’s approval'),
-      lead(brandOf(s) + ' needs to approve this ' + typeInfo(s.type).noun + ' before you can sign it. Keep this page open: it continues by itself.'),
-      cancelRow(s),
+      heading(t('approval.title')),
+      lead(t('approval.lead', { payee: payeeOf(s) })),
+      cancelRow(),
     ];
   }
 
   function buildExpired(s) {
     return [
       icon('warn', 'clock'),
-      heading('Session expired'),
-      lead('This ' + typeInfo(s.type).noun + ' session timed out for your security. Nothing was charged. Go back to ' + brandOf(s) + ' to start again.'),
+      heading(t('expired.title')),
+      lead(t('expired.lead', { payee: payeeOf(s) })),
       redirectNote(s),
     ];
   }
@@ -837,44 +892,60 @@
   function buildGone() {
     return [
       icon('bad', 'question'),
-      heading('This payment link isn’t valid any more'),
-      lead('Go back to the shop or service you came from and start again.'),
+      heading(t('gone.title')),
+      lead(t('gone.lead')),
     ];
   }
 
+  // reason is an abort's error code in the end user's words.
+  const reason = (code) => t(has('reason.' + code) ? 'reason.' + code : 'reason.other');
+
+  // receipt is what a completed session leaves the end user: what, to
+  // whom, when, and the references to quote.
+  function receipt(s) {
+    return h('section', { class: 'receipt', 'aria-labelledby': 'receipt-title' },
+      h('h2', { id: 'receipt-title', text: t('receipt.title') }),
+      facts([
+        ['fact.amount', money(s)],
+        [withWhom(s), payeeOf(s)],
+        ['fact.date', dateTime(s.completed || Date.now() / 1000)],
+        ['fact.reference', s.reference != null && s.reference !== '' ? t('receipt.id', { id: String(s.reference) }) : null],
+        ['fact.message', s.message || null],
+      ], 'receipt-facts'));
+  }
+
   function buildFinal(s, code) {
-    const info = typeInfo(s.type);
-    const brand = brandOf(s);
+    const g = typeInfo(s).group;
+    const payee = payeeOf(s);
     const amount = money(s);
-    const Noun = info.noun[0].toUpperCase() + info.noun.slice(1);
     let sign; let title; let text;
     if (s.state === 12) {
       sign = ['ok', 'check'];
-      title = info.doneTitle;
-      text = s.type === 'deposit' ? 'You paid ' + amount + ' to ' + brand + '.'
-        : s.type === 'recurring_payment' ? 'You set up a recurring payment of ' + amount + ' to ' + brand + '.'
-          : s.type === 'withdrawal' ? brand + ' is sending ' + amount + ' to your account.'
-            : s.type === 'bank_account_selection' ? 'Your account details were shared with ' + brand + '.'
-              : 'Your identity was confirmed to ' + brand + '.';
+      title = t('done.title.' + typeOf(s));
+      text = t('done.text.' + typeOf(s), { amount, payee });
     } else if (s.state === 11) {
       sign = ['bad', 'alert'];
-      title = Noun + ' failed';
-      text = 'Something went wrong at the bank. Nothing was charged; you can try again from ' + brand + '.';
+      title = t('failed.title');
+      text = t('failed.text', { payee });
     } else if (code === 'expired_session') {
       sign = ['warn', 'clock'];
-      title = 'Session expired';
-      text = 'This ' + info.noun + ' session timed out for your security. Nothing was charged.';
+      title = t('expired.title');
+      text = t('expired.lead', { payee });
+    } else if (code === 'merchant_rejected') {
+      sign = ['bad', 'cross'];
+      title = t('declined.title');
+      text = t('declined.text', { payee });
     } else {
       sign = ['bad', 'cross'];
-      title = code === 'merchant_rejected' ? Noun + ' declined' : Noun + ' cancelled';
-      text = code === 'merchant_rejected' ? brand + ' declined this ' + info.noun + '.'
-        : code ? ERROR_WORDS[code] || 'The bank stopped it (' + code + ').' : 'The ' + info.noun + ' was stopped before it was finished.';
+      title = t('cancelled.title.' + g);
+      text = code ? reason(code) : t('cancelled.text');
     }
     return [
       icon(sign[0], sign[1]),
       heading(title),
       lead(text),
-      code && s.state === 10 ? h('p', { class: 'redirect-note' }, 'Reason code: ', h('code', { text: code })) : null,
+      s.state === 12 ? receipt(s) : null,
+      code && s.state === 10 ? h('p', { class: 'details' }, t('details'), ' ', h('code', { text: code })) : null,
       redirectNote(s),
     ];
   }
@@ -894,11 +965,11 @@
 
   function redirectNote(s) {
     const u = redirectTarget();
-    const brand = brandOf(s);
-    if (!u) return h('p', { class: 'redirect-note', text: 'You can close this window.' });
+    const payee = payeeOf(s);
+    if (!u) return h('p', { class: 'redirect-note', text: t('redirect.close') });
     return h('div', { class: 'actions' },
-      h('p', { class: 'redirect-note', id: 'redirect-note' }, 'Taking you back to ' + brand + '…'),
-      h('button', { type: 'button', class: 'btn btn-primary', onclick: () => location.assign(u.href) }, 'Return to ' + brand));
+      h('p', { class: 'redirect-note', id: 'redirect-note' }, t('redirect.going', { payee })),
+      h('button', { type: 'button', class: 'btn btn-primary', onclick: () => location.assign(u.href) }, t('redirect.button', { payee })));
   }
 
   function startRedirect(s) {
@@ -907,7 +978,7 @@
     let left = REDIRECT_DELAY_S;
     const note = () => {
       const n = el('redirect-note');
-      if (n) n.textContent = 'Taking you back to ' + brandOf(s) + ' in ' + left + ' s…';
+      if (n) n.textContent = t('redirect.in', { payee: payeeOf(s), n: left });
     };
     note();
     app.redirectTimer = setInterval(() => {
