@@ -470,6 +470,7 @@ func TestNodeSuites(t *testing.T) {
 			for _, args := range [][]string{{"ci", "--no-audit", "--no-fund"}, {"test"}} {
 				cmd := exec.Command("npm", args...)
 				cmd.Dir = dir
+				cmd.Env = append(os.Environ(), "SESSIOND="+binary) // for harness.test.mjs
 				out, err := cmd.CombinedOutput()
 				if err != nil {
 					t.Fatalf("npm %s in %s: %v\n%s", args[0], dir, err, out)
