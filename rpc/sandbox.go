@@ -187,8 +187,9 @@ func (s *Server) sandboxDeliveries(ctx context.Context, r *request) (any, error)
 		if math.IsNaN(*p.Since) || *p.Since < 0 || *p.Since > 1e11 {
 			return nil, session.FieldError(session.NameInvalidParams, "since", "since must be Unix seconds")
 		}
-		sec, frac := math.Modf(*p.Since)
-		since = time.Unix(int64(sec), int64(frac*1e9))
+		// Times go out in whole microseconds: an at sent back as since
+		// must match its own attempt, whatever the float rounding.
+		since = time.UnixMicro(int64(math.Round(*p.Since * 1e6)))
 	}
 	as, err := s.cfg.Controls.Attempts(ctx, r.merchant, since, p.SessionID)
 	if err != nil {
