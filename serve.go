@@ -65,6 +65,7 @@ func serveFlags(f *flagSet, c *server.Config, logFormat, logLevel *string) {
 	f.Duration(&c.TokenTTL, "token-ttl", "lifetime of access tokens; refresh tokens live 1h more")
 	f.Bool(&c.Sandbox, "sandbox", "sandbox mode: magic merchant references drive sessions, transactions settle, sandbox.* methods")
 	f.Duration(&c.SandboxDelay, "sandbox-delay", "time between the sandbox's steps")
+	f.Bool(&c.StrictParams, "strict-params", "refuse params the API does not list (-32602 UnknownParameter) instead of ignoring them, as Brite does")
 
 	f.group("Limits")
 	f.Var((*byteSize)(&c.MaxBody), "max-body", "SIZE", "largest request body, such as 1MiB or 512KiB (HTTP 413 past it)")

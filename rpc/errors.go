@@ -19,7 +19,9 @@ const (
 )
 
 // wire is the one table from a session error code to the JSON-RPC code,
-// its message, and the HTTP status of the Brite wire style (/api/<method>).
+// its message, and the HTTP status of the Brite wire style (/api/<method>):
+// Brite answers every application error, not-found and conflicts
+// included, with 400, and its clients branch on error_name.
 var wire = map[session.Code]struct {
 	code    int64
 	message string
@@ -27,8 +29,8 @@ var wire = map[session.Code]struct {
 }{
 	session.CodeInvalid:      {jsonrpc2.CodeInvalidParams, "Invalid params", http.StatusBadRequest},
 	session.CodeUnauthorized: {CodeUnauthorized, "Unauthorized", http.StatusUnauthorized},
-	session.CodeNotFound:     {CodeNotFound, "Not found", http.StatusNotFound},
-	session.CodeConflict:     {CodeConflict, "Conflict", http.StatusConflict},
+	session.CodeNotFound:     {CodeNotFound, "Not found", http.StatusBadRequest},
+	session.CodeConflict:     {CodeConflict, "Conflict", http.StatusBadRequest},
 	session.CodeRateLimited:  {CodeRateLimited, "Too many requests", http.StatusTooManyRequests},
 	session.CodeInternal:     {jsonrpc2.CodeInternalError, "Internal error.", http.StatusInternalServerError},
 }

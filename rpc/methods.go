@@ -17,31 +17,57 @@ type request struct {
 	merchant *session.Merchant
 	client   session.Client
 	params   json.RawMessage
+	strict   bool // refuse unknown params (serve --strict-params)
 }
+
+// decode decodes the params into v (see decodeParamsMode).
+func (r *request) decode(v any) error { return decodeParamsMode(r.params, v, r.strict) }
 
 // method is one entry of the method table.
 type method struct {
-	merchant bool // needs a merchant's bearer token
+	merchant bool // needs a merchant's bearer token (see bearerOptional)
 	fn       func(ctx context.Context, r *request) (any, error)
+}
+
+// bearerOptional names the merchant methods a call may also make without
+// a bearer: session.get_by_token, whose token is the credential (Brite
+// integrations call it without one). With a bearer, the bearer must be
+// good and the method acts for its merchant.
+var bearerOptional = map[string]bool{"session.get_by_token": true}
+
+// needsMerchant reports whether a call of the named method, with or
+// without a bearer, must authenticate it before the method runs.
+func (m method) needsMerchant(name string, hasBearer bool) bool {
+	return m.merchant && (hasBearer || !bearerOptional[name])
 }
 
 func (s *Server) methodTable() map[string]method {
 	t := map[string]method{
-		"merchant.authorize":                {false, s.authorize},
-		"merchant.token":                    {false, s.refresh},
-		"session.create":                    {true, s.create},
-		"session.get":                       {true, s.get},
-		"session.state":                     {true, s.state},
-		"session.get_by_token":              {true, s.getByToken},
-		"session.get_by_merchant_reference": {true, s.getByReference},
-		"session.approve":                   {true, s.approve},
-		"session.reject":                    {true, s.reject},
-		"session.callbacks":                 {true, s.callbacks},
-		"transaction.get":                   {true, s.transactionGet},
-		"transaction.state":                 {true, s.transactionState},
-		"client.get":                        {false, s.clientGet},
-		"client.transition":                 {false, s.clientTransition},
-		"rpc.discover":                      {false, s.discover},
+		"merchant.authorize":                   {false, s.authorize},
+		"merchant.token":                       {false, s.refresh},
+		"session.create":                       {true, s.create},
+		"session.get":                          {true, s.get},
+		"session.state":                        {true, s.state},
+		"session.get_by_token":                 {true, s.getByToken},
+		"session.get_by_merchant_reference":    {true, s.getByReference},
+		"session.approve":                      {true, s.approve},
+		"session.reject":                       {true, s.reject},
+		"session.callbacks":                    {true, s.callbacks},
+		"transaction.get":                      {true, s.transactionGet},
+		"transaction.state":                    {true, s.transactionState},
+		"transaction.get_by_merchantreference": {true, s.transactionsByReference},
+		"transaction.list":                     {true, s.transactionList},
+		"transaction.create_withdrawal":        {true, s.createPayout},
+		"transaction.create_refund":            {true, s.createRefund},
+		"transaction.approve":                  {true, s.transactionApprove},
+		"transaction.reject":                   {true, s.transactionReject},
+		"bank.list":                            {true, s.bankList},
+		"bank_account.create":                  {true, s.accountCreate},
+		"bank_account.get":                     {true, s.accountGet},
+		"bank_account.list":                    {true, s.accountList},
+		"client.get":                           {false, s.clientGet},
+		"client.transition":                    {false, s.clientTransition},
+		"rpc.discover":                         {false, s.discover},
 	}
 	for _, typ := range session.Types {
 		t["session.create_"+string(typ)] = method{true, s.createOf(typ)}
@@ -59,7 +85,7 @@ func (s *Server) methodTable() map[string]method {
 var openRPC json.RawMessage
 
 func (s *Server) discover(ctx context.Context, r *request) (any, error) {
-	if err := decodeParams(r.params, &struct{}{}); err != nil {
+	if err := r.decode(&struct{}{}); err != nil {
 		return nil, err
 	}
 	return openRPC, nil
@@ -81,7 +107,7 @@ func (s *Server) authorize(ctx context.Context, r *request) (any, error) {
 		PublicKey string `json:"public_key"`
 		Secret    string `json:"secret"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if err := required("public_key", p.PublicKey, "secret", p.Secret); err != nil {
@@ -99,7 +125,7 @@ func (s *Server) refresh(ctx context.Context, r *request) (any, error) {
 		AccessToken  string `json:"access_token"`
 		RefreshToken string `json:"refresh_token"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if err := required("access_token", p.AccessToken, "refresh_token", p.RefreshToken); err != nil {
@@ -122,25 +148,59 @@ type createResult struct {
 func (s *Server) createOf(typ session.Type) func(context.Context, *request) (any, error) {
 	return func(ctx context.Context, r *request) (any, error) {
 		var p session.Params
-		if err := decodeParams(r.params, &p); err != nil {
+		if err := r.decode(&p); err != nil {
 			return nil, err
 		}
 		return s.createSession(ctx, r.merchant, typ, &p)
 	}
 }
 
+// typeParam is session.create's type: the wire number or the name.
+type typeParam struct {
+	raw json.RawMessage
+}
+
+func (t *typeParam) UnmarshalJSON(b []byte) error {
+	t.raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+// parse returns the session type; InvalidParams for anything but a known
+// number or name.
+func (t *typeParam) parse() (session.Type, error) {
+	var name string
+	if json.Unmarshal(t.raw, &name) != nil {
+		var n json.Number
+		if json.Unmarshal(t.raw, &n) != nil {
+			name = "?"
+		} else {
+			name = n.String()
+		}
+	}
+	typ, ok := session.TypeOf(name)
+	if !ok {
+		return "", session.FieldError(session.NameInvalidParams, "type",
+			"type must be a number 0 to %d or one of deposit recurring_payment withdrawal bank_account_selection authentication swish_payment ideal_payment", len(session.Types)-1)
+	}
+	return typ, nil
+}
+
 func (s *Server) create(ctx context.Context, r *request) (any, error) {
 	var p struct {
-		Type session.Type `json:"type"`
+		Type *typeParam `json:"type"`
 		session.Params
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
-	if err := required("type", string(p.Type)); err != nil {
+	if p.Type == nil || string(p.Type.raw) == "null" || string(p.Type.raw) == `""` {
+		return nil, session.FieldError(session.NameMissingParameter, "type", "type is required")
+	}
+	typ, err := p.Type.parse()
+	if err != nil {
 		return nil, err
 	}
-	return s.createSession(ctx, r.merchant, p.Type, &p.Params)
+	return s.createSession(ctx, r.merchant, typ, &p.Params)
 }
 
 func (s *Server) createSession(ctx context.Context, m *session.Merchant, typ session.Type, p *session.Params) (any, error) {
@@ -152,30 +212,37 @@ func (s *Server) createSession(ctx context.Context, m *session.Merchant, typ ses
 }
 
 // paramID returns the one param, id, of methods that take only an id.
-func paramID(raw json.RawMessage) (string, error) {
+func paramID(raw json.RawMessage) (string, error) { return (&request{params: raw}).id() }
+
+// paramToken returns the one param, token, of methods that take only an
+// end-user token.
+func paramToken(raw json.RawMessage) (string, error) { return (&request{params: raw}).token() }
+
+// id returns the one param, id, of methods that take only an id.
+func (r *request) id() (string, error) {
 	var p struct {
 		ID string `json:"id"`
 	}
-	if err := decodeParams(raw, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return "", err
 	}
 	return p.ID, required("id", p.ID)
 }
 
-// paramToken returns the one param, token, of methods that take only an
+// token returns the one param, token, of methods that take only an
 // end-user token.
-func paramToken(raw json.RawMessage) (string, error) {
+func (r *request) token() (string, error) {
 	var p struct {
 		Token string `json:"token"`
 	}
-	if err := decodeParams(raw, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return "", err
 	}
 	return p.Token, required("token", p.Token)
 }
 
 func (s *Server) sessionByID(ctx context.Context, r *request) (*session.Session, error) {
-	id, err := paramID(r.params)
+	id, err := r.id()
 	if err != nil {
 		return nil, err
 	}
@@ -199,11 +266,16 @@ func (s *Server) state(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) getByToken(ctx context.Context, r *request) (any, error) {
-	token, err := paramToken(r.params)
+	token, err := r.token()
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.svc.ByToken(ctx, r.merchant, token)
+	var v *session.Session
+	if r.merchant == nil { // no bearer: the token is the credential
+		v, err = s.svc.SessionOfToken(ctx, token)
+	} else {
+		v, err = s.svc.ByToken(ctx, r.merchant, token)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +286,7 @@ func (s *Server) getByReference(ctx context.Context, r *request) (any, error) {
 	var p struct {
 		MerchantReference string `json:"merchant_reference"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	vs, err := s.svc.ByReference(ctx, r.merchant, p.MerchantReference)
@@ -231,8 +303,37 @@ func (s *Server) getByReference(ctx context.Context, r *request) (any, error) {
 	return out, nil
 }
 
+// decisionParams are the params of session.approve and session.reject:
+// the session's id, or its end-user token (Brite's session_token).
+type decisionParams struct {
+	ID           string `json:"id"`
+	SessionToken string `json:"session_token"`
+	Reason       string `json:"reason"`
+}
+
+// sessionOf returns the id of the session the params name.
+func (s *Server) sessionOf(ctx context.Context, m *session.Merchant, p *decisionParams) (string, error) {
+	switch {
+	case p.ID != "" && p.SessionToken != "":
+		return "", session.FieldError(session.NameInvalidParams, "session_token", "give id or session_token, not both")
+	case p.ID != "":
+		return p.ID, nil
+	case p.SessionToken != "":
+		v, err := s.svc.ByToken(ctx, m, p.SessionToken)
+		if err != nil {
+			return "", err
+		}
+		return v.ID, nil
+	}
+	return "", session.FieldError(session.NameMissingParameter, "id", "id or session_token is required")
+}
+
 func (s *Server) approve(ctx context.Context, r *request) (any, error) {
-	id, err := paramID(r.params)
+	var p decisionParams
+	if err := r.decode(&p); err != nil {
+		return nil, err
+	}
+	id, err := s.sessionOf(ctx, r.merchant, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -244,20 +345,18 @@ func (s *Server) approve(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) reject(ctx context.Context, r *request) (any, error) {
-	var p struct {
-		ID     string `json:"id"`
-		Reason string `json:"reason"`
-	}
-	if err := decodeParams(r.params, &p); err != nil {
-		return nil, err
-	}
-	if err := required("id", p.ID); err != nil {
+	var p decisionParams
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if utf8.RuneCountInString(p.Reason) > 255 {
 		return nil, session.FieldError(session.NameInvalidParams, "reason", "reason must be at most 255 characters")
 	}
-	v, err := s.svc.Reject(ctx, r.merchant, p.ID)
+	id, err := s.sessionOf(ctx, r.merchant, &p)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.svc.Reject(ctx, r.merchant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +364,7 @@ func (s *Server) reject(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) callbacks(ctx context.Context, r *request) (any, error) {
-	id, err := paramID(r.params)
+	id, err := r.id()
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +382,7 @@ func (s *Server) callbacks(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) transactionByID(ctx context.Context, r *request) (*session.Transaction, error) {
-	id, err := paramID(r.params)
+	id, err := r.id()
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +411,7 @@ func (s *Server) transactionTransition(ctx context.Context, r *request) (any, er
 		State     *session.TransactionState `json:"state"`
 		ErrorCode string                    `json:"error_code"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if err := required("id", p.ID); err != nil {
@@ -337,7 +436,7 @@ func txStateOf(t *session.Transaction) any {
 }
 
 func (s *Server) clientGet(ctx context.Context, r *request) (any, error) {
-	token, err := paramToken(r.params)
+	token, err := r.token()
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +465,7 @@ func (s *Server) clientTransition(ctx context.Context, r *request) (any, error) 
 			BBAN   string `json:"bban"`
 		} `json:"bank_account"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if err := required("token", p.Token); err != nil {

@@ -12,19 +12,27 @@ import (
 	"github.com/sessiond/sessiond/session"
 )
 
-// decodeParams decodes a params object into v, strictly: an unknown field
-// is UnknownParameter, a value of the wrong type InvalidParams, each naming
-// the field. Absent params decode as {}.
-func decodeParams(raw json.RawMessage, v any) error {
+// decodeParams decodes a params object into v. Params that name no field
+// of v are ignored, as Brite ignores them; a value of the wrong type is
+// InvalidParams naming the field. Absent params decode as {}.
+func decodeParams(raw json.RawMessage, v any) error { return decodeParamsMode(raw, v, false) }
+
+// decodeParamsMode decodes like decodeParams; strict refuses unknown
+// params instead (UnknownParameter, naming the field), for
+// serve --strict-params.
+func decodeParamsMode(raw json.RawMessage, v any, strict bool) error {
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
 	}
-	if err := checkNames(raw, reflect.TypeOf(v), ""); err != nil {
+	raw, err := knownNames(raw, reflect.TypeOf(v), "", strict)
+	if err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err = dec.Decode(v)
 	if err == nil {
 		return nil
 	}
@@ -40,44 +48,81 @@ func decodeParams(raw json.RawMessage, v any) error {
 		name = strings.TrimSuffix(name, `"`)
 		return session.FieldError(session.NameUnknownParameter, name, "unknown parameter %q", name)
 	}
+	var fe *session.Error
+	if errors.As(err, &fe) {
+		return fe
+	}
 	return session.FieldError(session.NameInvalidParams, "params", "params: %v", strings.TrimPrefix(err.Error(), "json: "))
 }
 
-// checkNames refuses object members that name no field of t exactly:
-// encoding/json matches names case-insensitively, and params names are
-// case-sensitive. It descends into nested objects and arrays of objects;
-// values of the wrong kind are left for the decoder to report.
-func checkNames(raw json.RawMessage, t reflect.Type, path string) error {
+// knownNames returns raw without the object members that name no field of
+// t exactly (encoding/json matches names case-insensitively, and params
+// names are case-sensitive), or, if strict, refuses the first of them. It
+// descends into nested objects and arrays of objects; values of the wrong
+// kind are left for the decoder to report. raw comes back unchanged (not
+// copied) when every member is known.
+func knownNames(raw json.RawMessage, t reflect.Type, path string, strict bool) (json.RawMessage, error) {
 	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 		if t.Kind() == reflect.Slice {
 			var items []json.RawMessage
 			if t.Elem().Kind() == reflect.Uint8 || json.Unmarshal(raw, &items) != nil {
-				return nil
+				return raw, nil
 			}
-			for _, item := range items {
-				if err := checkNames(item, t.Elem(), path); err != nil {
-					return err
+			changed := false
+			for i, item := range items {
+				kept, err := knownNames(item, t.Elem(), path, strict)
+				if err != nil {
+					return nil, err
 				}
+				changed = changed || len(kept) != len(item)
+				items[i] = kept
 			}
-			return nil
+			if !changed {
+				return raw, nil
+			}
+			return json.Marshal(items)
 		}
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct || t == reflect.TypeFor[json.RawMessage]() {
-		return nil
+		return raw, nil
 	}
 	fields := fieldsOf(t)
+	type member struct{ name, value []byte }
+	var kept []member
+	changed := false
 	err := members(raw, func(name string, v []byte) error {
 		ft, ok := fields[name]
 		if !ok {
-			return session.FieldError(session.NameUnknownParameter, path+name, "unknown parameter %q", path+name)
+			if strict {
+				return session.FieldError(session.NameUnknownParameter, path+name, "unknown parameter %q", path+name)
+			}
+			changed = true
+			return nil
 		}
-		return checkNames(v, ft, path+name+".")
+		value, err := knownNames(v, ft, path+name+".", strict)
+		if err != nil {
+			return err
+		}
+		changed = changed || len(value) != len(v)
+		key, _ := json.Marshal(name)
+		kept = append(kept, member{key, value})
+		return nil
 	})
 	if errors.Is(err, errNotObject) {
-		return nil // not an object: the decoder reports the wrong kind
+		return raw, nil // not an object: the decoder reports the wrong kind
 	}
-	return err
+	if err != nil || !changed {
+		return raw, err
+	}
+	out := []byte{'{'}
+	for i, m := range kept {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, m.name...), ':'), m.value...)
+	}
+	return append(out, '}'), nil
 }
 
 var fieldCache sync.Map // reflect.Type → map[string]reflect.Type

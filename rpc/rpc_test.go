@@ -476,6 +476,7 @@ type testCase struct {
 	skip      string
 	httpOnly  string
 	ready     bool
+	strict    bool // serve with StrictParams
 	exchanges []*exchange
 }
 
@@ -514,6 +515,13 @@ func parseCases(data string) ([]*testCase, error) {
 			i++
 		case strings.HasPrefix(line, "http-only:") && len(c.exchanges) == 0:
 			c.httpOnly = strings.TrimSpace(strings.TrimPrefix(line, "http-only:"))
+			i++
+		case strings.HasPrefix(line, "strict-params:") && len(c.exchanges) == 0:
+			v, err := strconv.ParseBool(strings.TrimSpace(strings.TrimPrefix(line, "strict-params:")))
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %v", i+1, err)
+			}
+			c.strict = v
 			i++
 		case strings.HasPrefix(line, "ready:") && len(c.exchanges) == 0:
 			v, err := strconv.ParseBool(strings.TrimSpace(strings.TrimPrefix(line, "ready:")))
@@ -630,7 +638,9 @@ func TestConformance(t *testing.T) {
 					if c.skip != "" && os.Getenv("SESSIOND_RUN_SKIPPED") == "" {
 						t.Skipf("%s:%d: %s", file, c.line, c.skip)
 					}
-					ts := mustServer(t, testConfig())
+					cfg := testConfig()
+					cfg.StrictParams = c.strict
+					ts := mustServer(t, cfg)
 					fx := mustFixture(t, ts)
 					ts.Srv.SetReady(c.ready)
 					for _, ex := range c.exchanges {

@@ -63,6 +63,9 @@ type Config struct {
 	WSMaxSockets          int
 	WSMaxAnonymous        int
 	WSMaxAnonymousPerAddr int
+	// StrictParams refuses params the API does not list (-32602
+	// UnknownParameter) instead of ignoring them.
+	StrictParams bool
 }
 
 // Observer is told of every JSON-RPC call, whatever the transport: its
@@ -505,13 +508,13 @@ func (c *caller) call(ctx context.Context, name string, params json.RawMessage) 
 		return nil, errInvalidParams("params must be an object, [] or [{…}]", "params")
 	}
 	var merchant *session.Merchant
-	if m.merchant {
+	if m.needsMerchant(name, c.bearer != "") {
 		var err error
 		if merchant, err = c.authenticate(ctx); err != nil {
 			return nil, c.fail(name, err)
 		}
 	}
-	v, err := m.fn(ctx, &request{merchant: merchant, client: c.client, params: params})
+	v, err := m.fn(ctx, &request{merchant: merchant, client: c.client, params: params, strict: c.s.cfg.StrictParams})
 	if err != nil {
 		return nil, c.fail(name, err)
 	}

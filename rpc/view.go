@@ -41,8 +41,10 @@ func optAmount(a session.Amount) *session.Amount {
 // sessionObject is the session as session.get shows it (API.md section 3).
 type sessionObject struct {
 	ID                    string               `json:"id"`
-	Type                  session.Type         `json:"type"`
+	Type                  int                  `json:"type"`
+	TypeName              session.Type         `json:"type_name"`
 	MerchantID            string               `json:"merchant_id"`
+	Reference             *int64               `json:"reference"`
 	State                 session.State        `json:"state"`
 	StateName             string               `json:"state_name"`
 	ErrorCode             *string              `json:"error_code"`
@@ -53,6 +55,8 @@ type sessionObject struct {
 	MerchantReference     *string              `json:"merchant_reference"`
 	CustomerID            *string              `json:"customer_id"`
 	TransactionID         *string              `json:"transaction_id"`
+	BankID                *string              `json:"bank_id"`
+	BankIntegrationID     *string              `json:"bank_integration_id"`
 	Bank                  *session.Bank        `json:"bank"`
 	BankAccountID         *string              `json:"bank_account_id"`
 	BankAccount           *session.BankAccount `json:"bank_account"`
@@ -87,13 +91,16 @@ type sessionObject struct {
 	Hint                  *session.Hint        `json:"hint"`
 	StatementReference    *string              `json:"statement_reference"`
 	RequestedStartDate    *string              `json:"requested_start_date"`
+	CustomerReference     *string              `json:"customer_reference"`
+	Metadata              json.RawMessage      `json:"metadata"`
 }
 
 func (s *Server) sessionObject(v *session.Session, now time.Time) *sessionObject {
 	p := &v.Params
 	o := &sessionObject{
 		ID:                    v.ID,
-		Type:                  v.Type,
+		Type:                  v.Type.Number(),
+		TypeName:              v.Type,
 		MerchantID:            v.MerchantID,
 		State:                 v.State,
 		StateName:             v.State.String(),
@@ -138,6 +145,18 @@ func (s *Server) sessionObject(v *session.Session, now time.Time) *sessionObject
 		Hint:                  p.Hint,
 		StatementReference:    optString(p.StatementReference),
 		RequestedStartDate:    optString(p.RequestedStartDate),
+		CustomerReference:     optString(p.CustomerReference),
+		Metadata:              p.Metadata,
+		BankIntegrationID:     optString(v.BankIntegration),
+	}
+	if v.Reference != 0 {
+		o.Reference = &v.Reference
+	}
+	if v.Bank != nil {
+		o.BankID = &v.Bank.ID
+	}
+	if o.Metadata == nil {
+		o.Metadata = json.RawMessage("null")
 	}
 	if v.BankAccount != nil {
 		o.BankAccountID = &v.BankAccount.ID
@@ -176,7 +195,8 @@ func stateOf(v *session.Session) *stateResult {
 // clientObject is what the end user may see of a session (client.get).
 type clientObject struct {
 	ID          string          `json:"id"`
-	Type        session.Type    `json:"type"`
+	Type        int             `json:"type"`
+	TypeName    session.Type    `json:"type_name"`
 	State       session.State   `json:"state"`
 	StateName   string          `json:"state_name"`
 	Amount      *session.Amount `json:"amount"`
@@ -201,7 +221,8 @@ type clientObject struct {
 func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
 	return &clientObject{
 		ID:          v.ID,
-		Type:        v.Type,
+		Type:        v.Type.Number(),
+		TypeName:    v.Type,
 		State:       v.State,
 		StateName:   v.State.String(),
 		Amount:      optAmount(v.Amount),
@@ -221,39 +242,58 @@ func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
 
 // transactionObject is a transaction on the wire (API.md section 5).
 type transactionObject struct {
-	ID                string                   `json:"id"`
-	Type              string                   `json:"type"`
-	State             session.TransactionState `json:"state"`
-	StateName         string                   `json:"state_name"`
-	Amount            session.Amount           `json:"amount"`
-	CurrencyID        string                   `json:"currency_id"`
-	CountryID         string                   `json:"country_id"`
-	SessionID         string                   `json:"session_id"`
-	MerchantReference *string                  `json:"merchant_reference"`
-	CustomerID        *string                  `json:"customer_id"`
-	BankAccountID     *string                  `json:"bank_account_id"`
-	Created           unixTime                 `json:"created"`
-	Completed         *unixTime                `json:"completed"`
-	ErrorCode         *string                  `json:"error_code"`
-	ETA               *unixTime                `json:"eta"`
+	ID                    string                   `json:"id"`
+	Type                  int                      `json:"type"`
+	TypeName              string                   `json:"type_name"`
+	State                 session.TransactionState `json:"state"`
+	StateName             string                   `json:"state_name"`
+	Amount                session.Amount           `json:"amount"`
+	CurrencyID            string                   `json:"currency_id"`
+	CountryID             string                   `json:"country_id"`
+	SessionID             *string                  `json:"session_id"`
+	MerchantReference     *string                  `json:"merchant_reference"`
+	CustomerID            *string                  `json:"customer_id"`
+	BankAccountID         *string                  `json:"bank_account_id"`
+	FromBankAccountID     *string                  `json:"from_bank_account_id"`
+	ToBankAccountID       *string                  `json:"to_bank_account_id"`
+	FromBankAccount       *session.AccountRef      `json:"from_bank_account"`
+	ToBankAccount         *session.AccountRef      `json:"to_bank_account"`
+	Message               *string                  `json:"message"`
+	OriginalTransactionID *string                  `json:"original_transaction_id"`
+	Created               unixTime                 `json:"created"`
+	Approved              *unixTime                `json:"approved"`
+	Completed             *unixTime                `json:"completed"`
+	Settled               *unixTime                `json:"settled"`
+	ErrorCode             *string                  `json:"error_code"`
+	ETA                   *unixTime                `json:"eta"`
 }
 
 func transactionOf(t *session.Transaction) *transactionObject {
 	return &transactionObject{
-		ID:                t.ID,
-		Type:              t.Type,
-		State:             t.State,
-		StateName:         t.State.String(),
-		Amount:            t.Amount,
-		CurrencyID:        t.CurrencyID,
-		CountryID:         t.CountryID,
-		SessionID:         t.SessionID,
-		MerchantReference: optString(t.MerchantReference),
-		CustomerID:        optString(t.CustomerID),
-		BankAccountID:     optString(t.BankAccountID),
-		Created:           unixTime(t.Created),
-		Completed:         optTime(t.Completed),
-		ErrorCode:         optString(t.ErrorCode),
+		ID:                    t.ID,
+		Type:                  session.TransactionTypeNumber(t.Type),
+		TypeName:              t.Type,
+		State:                 t.State,
+		StateName:             t.State.String(),
+		Amount:                t.Amount,
+		CurrencyID:            t.CurrencyID,
+		CountryID:             t.CountryID,
+		SessionID:             optString(t.SessionID),
+		MerchantReference:     optString(t.MerchantReference),
+		CustomerID:            optString(t.CustomerID),
+		BankAccountID:         optString(t.BankAccountID),
+		FromBankAccountID:     optString(t.FromBankAccountID),
+		ToBankAccountID:       optString(t.ToBankAccountID),
+		FromBankAccount:       t.FromBankAccount,
+		ToBankAccount:         t.ToBankAccount,
+		Message:               optString(t.Message),
+		OriginalTransactionID: optString(t.OriginalTransactionID),
+		Created:               unixTime(t.Created),
+		Approved:              optTime(t.Approved),
+		Completed:             optTime(t.Completed),
+		Settled:               optTime(t.Settled),
+		ErrorCode:             optString(t.ErrorCode),
+		ETA:                   optTime(t.ETA),
 	}
 }
 

@@ -54,6 +54,8 @@ type Config struct {
 	MaxInflight int     // most requests served at once (0: no cap)
 	RateLimit   float64 // calls per second per merchant (0: off)
 
+	StrictParams bool // refuse params the API does not list instead of ignoring them
+
 	Sandbox      bool          // magic merchant references drive sessions
 	SandboxDelay time.Duration // time between the sandbox's steps
 
@@ -201,6 +203,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.svc = session.NewService(m.db)
 	m.svc.SessionTTL, m.svc.TokenTTL = c.SessionTTL, c.TokenTTL
+	if c.Sandbox { // payouts and refunds settle in three sandbox steps: 1→4→5→6
+		m.svc.PayoutETA = 3 * c.SandboxDelay
+	}
 
 	hub := rpc.NewHub()
 	cbc := callbacks.Config{
@@ -261,6 +266,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Observer:       met,
 		MaxInflight:    c.MaxInflight,
 		RateLimit:      c.RateLimit,
+		StrictParams:   c.StrictParams,
 	}, m.log)
 	met.Gauge("sessiond_websocket_connections", "Open WebSocket connections.", func() float64 { return float64(hub.Connections()) })
 	met.Outbox(func() (int, time.Time) {

@@ -26,7 +26,6 @@ const (
 	NameMissingParameter       = "MissingParameter"
 	NameUnknownParameter       = "UnknownParameter"
 	NameInvalidAmount          = "InvalidAmount"
-	NameInvalidCountry         = "InvalidCountry"
 	NameInvalidCurrency        = "InvalidCurrency"
 	NameInvalidCallback        = "InvalidCallback"
 	NameInvalidState           = "InvalidState"

@@ -88,17 +88,18 @@ func (s *Service) moveTransaction(ctx context.Context, tx *Transaction, to Trans
 	if !CanMoveTransaction(tx.State, to) {
 		return nil, Errorf(CodeConflict, NameInvalidStateTransition, "a transaction cannot move from %s to %s", tx.State, to)
 	}
-	sess, err := s.store.Session(ctx, tx.SessionID)
-	if err != nil {
-		return nil, err
+	var sess *Session // nil for a transaction made by API, which has its own callbacks
+	if tx.SessionID != "" {
+		var err error
+		if sess, err = s.store.Session(ctx, tx.SessionID); err != nil {
+			return nil, err
+		}
 	}
 	now := s.Now()
 	next := *tx
 	from := tx.State
 	next.State = to
-	if to == TxAborted || to == TxFailed || to == TxCompleted {
-		next.Completed = now
-	}
+	stampTransaction(&next, to, now)
 	if errorCode != "" {
 		next.ErrorCode = errorCode
 	}
@@ -117,6 +118,8 @@ func (s *Service) sandboxSettle(ctx context.Context, id string) error {
 		return err
 	}
 	switch tx.State {
+	case TxPending: // a payout or refund made by API
+		_, err = s.moveTransaction(ctx, tx, TxCompleted, "")
 	case TxCompleted:
 		_, err = s.moveTransaction(ctx, tx, TxCredit, "")
 	case TxCredit:
@@ -163,7 +166,7 @@ func (sb *Sandbox) Observe(c *Change) {
 			})
 		}
 	}
-	if t := c.Transaction; t != nil && (t.State == TxCompleted || t.State == TxCredit) {
+	if t := c.Transaction; t != nil && (t.State == TxCompleted || t.State == TxCredit || t.State == TxPending && t.SessionID == "") {
 		id := t.ID
 		sb.after(func(ctx context.Context) error { return sb.svc.sandboxSettle(ctx, id) })
 	}

@@ -19,7 +19,9 @@ import (
 // the first call; they are not safe to change afterwards.
 type Service struct {
 	store    Store
+	accounts AccountStore // store, if it implements AccountStore
 	ids      uuidGen
+	refs     refGen
 	auth     authCache
 	verified verifiedCache
 	attempts attemptLimiter
@@ -51,6 +53,9 @@ type Service struct {
 	// SecretCost is the cost of new secret hashes; the zero value is
 	// DefaultSecretCost.
 	SecretCost SecretCost
+	// PayoutETA is how long after approval a payout or refund is expected
+	// to settle (its eta); 0 means DefaultPayoutETA.
+	PayoutETA time.Duration
 }
 
 // Defaults of the Service's settings.
@@ -63,9 +68,11 @@ const (
 
 // NewService returns a Service on store with the default settings.
 func NewService(store Store) *Service {
+	accounts, _ := store.(AccountStore)
 	return &Service{
 		store:      store,
 		owner:      NewOwner(),
+		accounts:   accounts,
 		Now:        time.Now,
 		Random:     defaultRandom,
 		SessionTTL: DefaultSessionTTL,
@@ -105,7 +112,7 @@ func (s *Service) Create(ctx context.Context, m *Merchant, t Type, p *Params) (*
 // its token.
 func (s *Service) newSession(m *Merchant, t Type, p *Params, now time.Time) (*Session, string, error) {
 	if !t.Valid() {
-		return nil, "", FieldError(NameInvalidParams, "type", "type must be one of deposit recurring_payment withdrawal bank_account_selection authentication")
+		return nil, "", FieldError(NameInvalidParams, "type", "type must be one of 0 to 6 or deposit recurring_payment withdrawal bank_account_selection authentication swish_payment ideal_payment")
 	}
 	amount, currency, err := p.validate(t, now)
 	if err != nil {
@@ -126,6 +133,7 @@ func (s *Service) newSession(m *Merchant, t Type, p *Params, now time.Time) (*Se
 		ID:         id,
 		Type:       t,
 		MerchantID: m.ID,
+		Reference:  s.refs.next(now),
 		TokenHash:  hashToken(token),
 		State:      StateCreated,
 		Amount:     amount,
@@ -141,6 +149,9 @@ func (s *Service) newSession(m *Merchant, t Type, p *Params, now time.Time) (*Se
 	}
 	if p.ApprovalRequired {
 		sess.Approval = ApprovalPending
+	}
+	if b, ok := BankOf(p.CountryID, p.BankID); ok {
+		sess.Bank, sess.BankIntegration = &Bank{ID: b.ID, Name: b.Name}, b.IntegrationID
 	}
 	s.sandboxCreate(sess)
 	return sess, token, nil
@@ -312,7 +323,12 @@ func (s *Service) ClientTransition(ctx context.Context, token string, mv Move, c
 	to, errorCode := mv.State, mv.ErrorCode
 	switch mv.State {
 	case StateAuthenticationStarted:
-		next.Bank = mv.Bank
+		if mv.Bank != nil { // else the preselected bank, if any, stays
+			next.Bank, next.BankIntegration = mv.Bank, mv.Bank.ID
+			if b, ok := BankOf(sess.Params.CountryID, mv.Bank.ID); ok {
+				next.BankIntegration = b.IntegrationID
+			}
+		}
 	case StateAuthenticationCompleted:
 		customer := mv.CustomerID
 		if expected := sess.CustomerID; expected != "" {
@@ -339,6 +355,9 @@ func (s *Service) ClientTransition(ctx context.Context, token string, mv Move, c
 	change, err := s.move(ctx, next, to, errorCode, now)
 	if err != nil {
 		return nil, err
+	}
+	if to == StateBankAccountSelectionCompleted && next.BankAccount != nil {
+		change.Account = sessionAccountRecord(next, now)
 	}
 	if err := s.store.Save(ctx, change); err != nil {
 		return nil, err
@@ -421,13 +440,13 @@ func (s *Service) move(ctx context.Context, next *Session, to State, errorCode s
 	var tx *Transaction
 	switch {
 	case to == StateDepositStarted && next.Type.isPayment():
-		t, err := s.newTransaction(next, "deposit", now)
+		t, err := s.newTransaction(next, TxTypeDeposit, now)
 		if err != nil {
 			return nil, err
 		}
 		tx = t
 	case to == StateCompleted && next.Type == TypeWithdrawal:
-		t, err := s.newTransaction(next, "withdrawal", now)
+		t, err := s.newTransaction(next, TxTypeWithdrawal, now)
 		if err != nil {
 			return nil, err
 		}
@@ -470,7 +489,7 @@ func (s *Service) newTransaction(sess *Session, kind string, now time.Time) (*Tr
 		return nil, err
 	}
 	sess.TransactionID = id
-	return &Transaction{
+	t := &Transaction{
 		ID:                id,
 		Type:              kind,
 		State:             TxCreated,
@@ -480,8 +499,27 @@ func (s *Service) newTransaction(sess *Session, kind string, now time.Time) (*Tr
 		SessionID:         sess.ID,
 		MerchantID:        sess.MerchantID,
 		MerchantReference: sess.Params.MerchantReference,
+		Message:           sess.Params.StatementReference,
 		Created:           now,
-	}, nil
+	}
+	if t.Message == "" {
+		if t.Message, err = newMessage(s.Random); err != nil {
+			return nil, fmt.Errorf("session: new statement message: %w", err)
+		}
+	}
+	user, merchant := sessionAccount(sess), merchantAccount(t.CountryID)
+	userID := ""
+	if sess.BankAccount != nil {
+		userID = sess.BankAccount.ID
+	}
+	if kind == TxTypeDeposit {
+		t.FromBankAccountID, t.FromBankAccount = userID, user
+		t.ToBankAccountID, t.ToBankAccount = MerchantAccountID, merchant
+	} else {
+		t.FromBankAccountID, t.FromBankAccount = MerchantAccountID, merchant
+		t.ToBankAccountID, t.ToBankAccount = userID, user
+	}
+	return t, nil
 }
 
 func (s *Service) sessionDeliveries(sess *Session, now time.Time) []*Delivery {
@@ -495,9 +533,18 @@ func (s *Service) sessionDeliveries(sess *Session, now time.Time) []*Delivery {
 	return ds
 }
 
+// transactionDeliveries returns the callbacks a transaction's change
+// fires: its session's, or for a transaction made by API (sess nil) its
+// own.
 func (s *Service) transactionDeliveries(sess *Session, tx *Transaction, now time.Time) []*Delivery {
 	var ds []*Delivery
-	for _, cb := range sess.Params.Callbacks {
+	cbs := tx.Callbacks
+	if sess != nil {
+		cbs = sess.Params.Callbacks
+	} else {
+		sess = &Session{MerchantID: tx.MerchantID}
+	}
+	for _, cb := range cbs {
 		if cb.TransactionState != nil && *cb.TransactionState == tx.State {
 			st := tx.State
 			ds = append(ds, s.newDelivery(sess, cb.URL, now, func(d *Delivery) {

@@ -9,28 +9,30 @@ import (
 // the end user has taken it, and its version, which grows by one with every
 // change.
 type Session struct {
-	ID            string       `json:"id"`
-	Type          Type         `json:"type"`
-	MerchantID    string       `json:"merchant_id"`
-	TokenHash     []byte       `json:"token_hash"`
-	State         State        `json:"state"`
-	ErrorCode     string       `json:"error_code,omitempty"`
-	Amount        Amount       `json:"amount,omitempty"`
-	CurrencyID    string       `json:"currency_id,omitempty"`
-	CustomerID    string       `json:"customer_id,omitempty"`
-	TransactionID string       `json:"transaction_id,omitempty"`
-	Bank          *Bank        `json:"bank,omitempty"`
-	BankAccount   *BankAccount `json:"bank_account,omitempty"`
-	Approval      Approval     `json:"approval,omitempty"`
-	Created       time.Time    `json:"created"`
-	Expires       time.Time    `json:"expires"`
-	Completed     time.Time    `json:"completed,omitzero"`
-	LastRequest   time.Time    `json:"last_request,omitzero"`
-	IP            string       `json:"ip,omitempty"`
-	UserAgent     string       `json:"user_agent,omitempty"`
-	Step          int          `json:"step"` // furthest step reached on the type's path
-	Version       int          `json:"version"`
-	Params        Params       `json:"params"` // the create params, as given
+	ID              string       `json:"id"`
+	Type            Type         `json:"type"`
+	MerchantID      string       `json:"merchant_id"`
+	Reference       int64        `json:"reference,omitempty"` // short key, unique per server
+	TokenHash       []byte       `json:"token_hash"`
+	State           State        `json:"state"`
+	ErrorCode       string       `json:"error_code,omitempty"`
+	Amount          Amount       `json:"amount,omitempty"`
+	CurrencyID      string       `json:"currency_id,omitempty"`
+	CustomerID      string       `json:"customer_id,omitempty"`
+	TransactionID   string       `json:"transaction_id,omitempty"`
+	Bank            *Bank        `json:"bank,omitempty"` // chosen, or preselected with bank_id
+	BankIntegration string       `json:"bank_integration_id,omitempty"`
+	BankAccount     *BankAccount `json:"bank_account,omitempty"`
+	Approval        Approval     `json:"approval,omitempty"`
+	Created         time.Time    `json:"created"`
+	Expires         time.Time    `json:"expires"`
+	Completed       time.Time    `json:"completed,omitzero"`
+	LastRequest     time.Time    `json:"last_request,omitzero"`
+	IP              string       `json:"ip,omitempty"`
+	UserAgent       string       `json:"user_agent,omitempty"`
+	Step            int          `json:"step"` // furthest step reached on the type's path
+	Version         int          `json:"version"`
+	Params          Params       `json:"params"` // the create params, as given
 }
 
 // TotalSteps is the number of steps on the session type's happy path.
@@ -129,24 +131,72 @@ type Params struct {
 	Role                  string          `json:"role,omitempty"`
 	Verifications         json.RawMessage `json:"verifications,omitempty"`
 	ViewState             json.RawMessage `json:"view_state,omitempty"`
+	BankID                string          `json:"bank_id,omitempty"`
+	CustomerReference     string          `json:"customer_reference,omitempty"`
+	Metadata              json.RawMessage `json:"metadata,omitempty"`
 }
 
-// Transaction is the money movement of a session, created by the server.
+// Transaction kinds, stored by name; on the wire they are numbers
+// (TransactionTypeNumber). Brite does not publish its numbering; this one
+// is sessiond's.
+const (
+	TxTypeDeposit    = "deposit"
+	TxTypeWithdrawal = "withdrawal"
+	TxTypeRefund     = "refund"
+)
+
+// TransactionTypes lists the transaction kinds; a kind's index is its
+// number on the wire. Never renumber: append.
+var TransactionTypes = []string{TxTypeDeposit, TxTypeWithdrawal, TxTypeRefund}
+
+// TransactionTypeNumber returns the wire number of a transaction kind, or
+// -1 for an unknown one.
+func TransactionTypeNumber(kind string) int {
+	for i, k := range TransactionTypes {
+		if k == kind {
+			return i
+		}
+	}
+	return -1
+}
+
+// AccountRef names one side of a transaction as Brite shows it: the bank,
+// the country and the IBAN of the account.
+type AccountRef struct {
+	BankName  string `json:"bank_name"`
+	CountryID string `json:"country_id"`
+	IBAN      string `json:"iban"`
+}
+
+// Transaction is a money movement: a session's deposit or withdrawal, or
+// a payout or refund the merchant asked for by API (those have no session
+// and carry their own callbacks).
 type Transaction struct {
-	ID                string           `json:"id"`
-	Type              string           `json:"type"` // "deposit" or "withdrawal"
-	State             TransactionState `json:"state"`
-	Amount            Amount           `json:"amount"`
-	CurrencyID        string           `json:"currency_id"`
-	CountryID         string           `json:"country_id"`
-	SessionID         string           `json:"session_id"`
-	MerchantID        string           `json:"merchant_id"`
-	MerchantReference string           `json:"merchant_reference,omitempty"`
-	CustomerID        string           `json:"customer_id,omitempty"`
-	BankAccountID     string           `json:"bank_account_id,omitempty"`
-	Created           time.Time        `json:"created"`
-	Completed         time.Time        `json:"completed,omitzero"`
-	ErrorCode         string           `json:"error_code,omitempty"`
+	ID                    string           `json:"id"`
+	Type                  string           `json:"type"` // TxTypeDeposit, TxTypeWithdrawal or TxTypeRefund
+	State                 TransactionState `json:"state"`
+	Amount                Amount           `json:"amount"`
+	CurrencyID            string           `json:"currency_id"`
+	CountryID             string           `json:"country_id"`
+	SessionID             string           `json:"session_id,omitempty"`
+	MerchantID            string           `json:"merchant_id"`
+	MerchantReference     string           `json:"merchant_reference,omitempty"`
+	CustomerID            string           `json:"customer_id,omitempty"`
+	BankAccountID         string           `json:"bank_account_id,omitempty"`
+	FromBankAccountID     string           `json:"from_bank_account_id,omitempty"`
+	ToBankAccountID       string           `json:"to_bank_account_id,omitempty"`
+	FromBankAccount       *AccountRef      `json:"from_bank_account,omitempty"`
+	ToBankAccount         *AccountRef      `json:"to_bank_account,omitempty"`
+	Message               string           `json:"message,omitempty"`
+	OriginalTransactionID string           `json:"original_transaction_id,omitempty"`
+	ApprovalRequired      bool             `json:"approval_required,omitempty"`
+	Callbacks             []Callback       `json:"callbacks,omitempty"` // API-created only; a session's are on the session
+	Created               time.Time        `json:"created"`
+	Approved              time.Time        `json:"approved,omitzero"`
+	Completed             time.Time        `json:"completed,omitzero"`
+	Settled               time.Time        `json:"settled,omitzero"`
+	ETA                   time.Time        `json:"eta,omitzero"`
+	ErrorCode             string           `json:"error_code,omitempty"`
 }
 
 // DeliveryStatus is where a callback delivery stands.
@@ -204,14 +254,16 @@ func (d *Delivery) Body() []byte {
 // session at its new version, the transaction it creates or moves, and the
 // callback deliveries the change causes. A change that moves an existing
 // transaction names the state it moves it from (TxFrom); one that creates
-// a transaction leaves TxFrom nil.
+// a transaction leaves TxFrom nil; a change without a session that leaves
+// TxFrom nil creates its transaction (a payout or refund made by API).
 type Change struct {
 	Session     *Session
 	Transaction *Transaction
 	TxFrom      *TransactionState // the stored state a moved transaction must still be in
 	Deliveries  []*Delivery
-	Timers      []Timer // set (or, with a zero Due, deleted) with the change
-	Moved       bool    // the session's state changed
+	Timers      []Timer  // set (or, with a zero Due, deleted) with the change
+	Moved       bool     // the session's state changed
+	Account     *Account // a bank account the end user picked, stored with the move
 }
 
 // Merchant is an API client. Its secret is kept only as a salted hash

@@ -1,7 +1,10 @@
 package session
 
+import "strconv"
+
 // Type is the kind of a session; it decides the create params it takes and
-// the moves it allows.
+// the moves it allows. It is stored by name; on the wire it is a number
+// (Number) with the name beside it.
 type Type string
 
 // Session types.
@@ -11,10 +14,36 @@ const (
 	TypeWithdrawal           Type = "withdrawal"
 	TypeBankAccountSelection Type = "bank_account_selection"
 	TypeAuthentication       Type = "authentication"
+	TypeSwishPayment         Type = "swish_payment"
+	TypeIdealPayment         Type = "ideal_payment"
 )
 
-// Types lists every session type in the order of the API's table.
-var Types = []Type{TypeDeposit, TypeRecurringPayment, TypeWithdrawal, TypeBankAccountSelection, TypeAuthentication}
+// Types lists every session type in the order of the API's table: a
+// type's index is its number on the wire. Brite does not publish its
+// numbering; this one is sessiond's. Never renumber: append.
+var Types = []Type{TypeDeposit, TypeRecurringPayment, TypeWithdrawal, TypeBankAccountSelection, TypeAuthentication,
+	TypeSwishPayment, TypeIdealPayment}
+
+// Number returns the type's number on the wire, or -1 for an unknown type.
+func (t Type) Number() int {
+	for i, u := range Types {
+		if u == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// TypeOf returns the type with the wire number or name s ("0" or
+// "deposit"); false if there is none.
+func TypeOf(s string) (Type, bool) {
+	for i, u := range Types {
+		if s == string(u) || s == strconv.Itoa(i) {
+			return u, true
+		}
+	}
+	return "", false
+}
 
 // flow is one session type's move table: the single source of truth for
 // which moves are allowed, and the happy path that progress is measured on.
@@ -63,6 +92,8 @@ var (
 		TypeWithdrawal:           &accountFlow,
 		TypeBankAccountSelection: &accountFlow,
 		TypeAuthentication:       &authenticationFlow,
+		TypeSwishPayment:         &paymentFlow,
+		TypeIdealPayment:         &paymentFlow,
 	}
 )
 
@@ -106,4 +137,11 @@ func (t Type) step(s State) (n int, ok bool) {
 }
 
 // isPayment reports whether sessions of type t carry a deposit transaction.
-func (t Type) isPayment() bool { return t == TypeDeposit || t == TypeRecurringPayment }
+func (t Type) isPayment() bool { return flows[t] == &paymentFlow }
+
+// fixedMarket is the only country and currency of a type that has one
+// (Swish is Swedish, iDEAL Dutch); the country is also its default.
+var fixedMarket = map[Type]struct{ country, currency string }{
+	TypeSwishPayment: {"se", "sek"},
+	TypeIdealPayment: {"nl", "eur"},
+}

@@ -16,6 +16,36 @@ var allowed = map[Type]string{
 	TypeWithdrawal:           "0>1 1>2 2>3 3>4 4>12",
 	TypeBankAccountSelection: "0>1 1>2 2>3 3>4 4>12",
 	TypeAuthentication:       "0>1 1>2 2>12",
+	TypeSwishPayment:         "0>1 1>2 2>3 3>4 4>5 5>6 6>7 7>8 5>8 8>9 9>12",
+	TypeIdealPayment:         "0>1 1>2 2>3 3>4 4>5 5>6 6>7 7>8 5>8 8>9 9>12",
+}
+
+// TestTypeNumbers pins the wire numbers of API.md section 3's table: they
+// are in every stored integration, so they never change.
+func TestTypeNumbers(t *testing.T) {
+	want := []string{"deposit", "recurring_payment", "withdrawal", "bank_account_selection", "authentication", "swish_payment", "ideal_payment"}
+	if len(Types) != len(want) {
+		t.Fatalf("%d types, want %d", len(Types), len(want))
+	}
+	for n, name := range want {
+		typ := Type(name)
+		if got := typ.Number(); got != n {
+			t.Errorf("%s.Number() = %d, want %d", name, got, n)
+		}
+		for _, in := range []string{name, fmt.Sprint(n)} {
+			if got, ok := TypeOf(in); !ok || got != typ {
+				t.Errorf("TypeOf(%q) = %q, %v, want %q", in, got, ok, name)
+			}
+		}
+	}
+	for _, in := range []string{"", "7", "-1", "Deposit", "01"} {
+		if got, ok := TypeOf(in); ok {
+			t.Errorf("TypeOf(%q) = %q, want none", in, got)
+		}
+	}
+	if got := Type("nope").Number(); got != -1 {
+		t.Errorf("unknown type's Number() = %d, want -1", got)
+	}
 }
 
 func TestMoveTable(t *testing.T) {
@@ -47,6 +77,8 @@ func TestSteps(t *testing.T) {
 		{TypeWithdrawal, 5, map[State]int{0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 12: 5}},
 		{TypeBankAccountSelection, 5, map[State]int{4: 4, 12: 5}},
 		{TypeAuthentication, 3, map[State]int{0: 0, 1: 1, 2: 2, 12: 3}},
+		{TypeSwishPayment, 8, map[State]int{0: 0, 5: 5, 6: 5, 8: 6, 12: 8}},
+		{TypeIdealPayment, 8, map[State]int{0: 0, 5: 5, 7: 5, 9: 7, 12: 8}},
 	}
 	for _, tt := range tests {
 		if got := tt.typ.TotalSteps(); got != tt.total {

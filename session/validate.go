@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"net/url"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -49,37 +50,61 @@ const (
 )
 
 // validate checks p for a session of type t created at now, and returns
-// the amount and currency the session gets. Errors are CodeInvalid with the
-// offending field.
+// the amount and currency the session gets. It lowercases country_id and
+// currency_id (they are case-insensitive on input) and fills in the
+// country of a type that has only one. Errors are CodeInvalid with the
+// offending field, or CodeNotFound for an unknown country or bank, as
+// Brite answers those.
 func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 	var amount Amount
 	switch {
 	case t == TypeBankAccountSelection || t == TypeAuthentication:
 		if p.Amount != nil {
-			return 0, "", FieldError(NameUnknownParameter, "amount", "%s sessions take no amount", t)
+			return 0, "", FieldError(NameInvalidParams, "amount", "%s sessions take no amount", t)
 		}
 	case p.Amount == nil:
 		return 0, "", FieldError(NameMissingParameter, "amount", "amount is required")
 	default:
 		a, ok := ParseAmount(string(*p.Amount))
 		if !ok || a < minAmount || a > MaxAmount {
-			return 0, "", FieldError(NameInvalidAmount, "amount", "amount must be a number > 0 and ≤ 1000000000 with at most 2 decimals")
+			return 0, "", FieldError(NameInvalidAmount, "amount", "Amount can not be below or equal 0, above 1000000000, or have more than 2 decimals")
 		}
 		amount = a
 	}
 
+	p.CountryID = strings.ToLower(p.CountryID)
+	p.CurrencyID = strings.ToLower(p.CurrencyID)
+	market, fixed := fixedMarket[t]
+	if fixed && p.CountryID == "" {
+		p.CountryID = market.country
+	}
 	if p.CountryID == "" {
 		return 0, "", FieldError(NameMissingParameter, "country_id", "country_id is required")
 	}
 	currency, ok := Countries[p.CountryID]
 	if !ok {
-		return 0, "", FieldError(NameInvalidCountry, "country_id", "country_id must be one of at be de dk ee es fi fr gb it lt lv nl no pl pt se")
+		return 0, "", ErrNoCountry("country_id", p.CountryID)
+	}
+	if fixed && p.CountryID != market.country {
+		return 0, "", FieldError(NameInvalidParams, "country_id", "%s sessions are for country_id %s only", t, market.country)
 	}
 	if p.CurrencyID != "" {
 		if !Currencies[p.CurrencyID] {
 			return 0, "", FieldError(NameInvalidCurrency, "currency_id", "currency_id must be one of sek eur nok dkk gbp pln")
 		}
+		if fixed && p.CurrencyID != market.currency {
+			return 0, "", FieldError(NameInvalidCurrency, "currency_id", "%s sessions are in %s only", t, market.currency)
+		}
 		currency = p.CurrencyID
+	}
+	if p.BankID != "" {
+		if _, ok := BankOf(p.CountryID, p.BankID); !ok {
+			return 0, "", &Error{Code: CodeNotFound, Name: NameNotFound, Field: "bank_id",
+				Message: "No Bank found with id: " + p.BankID}
+		}
+	}
+	if a := p.CustomerAddress; a != nil {
+		a.CountryID = strings.ToLower(a.CountryID)
 	}
 
 	for _, f := range []struct {
@@ -100,6 +125,7 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 		{"statement_reference", p.StatementReference, maxString},
 		{"deeplink_redirect", p.DeeplinkRedirect, maxURL},
 		{"redirect_uri", p.RedirectURI, maxString},
+		{"customer_reference", p.CustomerReference, maxString},
 	} {
 		if utf8.RuneCountInString(f.value) > f.max {
 			return 0, "", FieldError(NameInvalidParams, f.name, f.name+" "+errNotPlainText, f.max)
@@ -120,7 +146,7 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 		}
 	}
 	if c := addr(p.CustomerAddress).CountryID; c != "" && Countries[c] == "" {
-		return 0, "", FieldError(NameInvalidCountry, "customer_address.country_id", "customer_address.country_id must be a supported country")
+		return 0, "", ErrNoCountry("customer_address.country_id", c)
 	}
 	if p.CustomerDOB != "" {
 		if _, err := time.Parse(dateLayout, p.CustomerDOB); err != nil {
@@ -141,10 +167,10 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 
 	if t != TypeWithdrawal {
 		if p.Hint != nil {
-			return 0, "", FieldError(NameUnknownParameter, "hint", "hint is for withdrawals only")
+			return 0, "", FieldError(NameInvalidParams, "hint", "hint is for withdrawals only")
 		}
 		if p.StatementReference != "" {
-			return 0, "", FieldError(NameUnknownParameter, "statement_reference", "statement_reference is for withdrawals only")
+			return 0, "", FieldError(NameInvalidParams, "statement_reference", "statement_reference is for withdrawals only")
 		}
 	} else {
 		switch {
@@ -156,7 +182,7 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 	}
 	if t != TypeRecurringPayment {
 		if p.RequestedStartDate != "" {
-			return 0, "", FieldError(NameUnknownParameter, "requested_start_date", "requested_start_date is for recurring payments only")
+			return 0, "", FieldError(NameInvalidParams, "requested_start_date", "requested_start_date is for recurring payments only")
 		}
 	} else {
 		if p.RequestedStartDate == "" {
@@ -181,7 +207,16 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 	if err := freeForm("view_state", p.ViewState, '{'); err != nil {
 		return 0, "", err
 	}
+	if err := freeForm("metadata", p.Metadata, '{'); err != nil {
+		return 0, "", err
+	}
 	return amount, currency, nil
+}
+
+// ErrNoCountry is Brite's answer to an unknown country id: NotFound, "No
+// Country found with id: xx", naming the field.
+func ErrNoCountry(field, id string) error {
+	return &Error{Code: CodeNotFound, Name: NameNotFound, Field: field, Message: "No Country found with id: " + id}
 }
 
 func validateCallbacks(cbs []Callback) error {

@@ -13,7 +13,8 @@ import (
 var _ session.SandboxStore = (*DB)(nil)
 
 // ResetMerchant deletes every session of the merchant with its index
-// entries, transactions, deliveries and timers, in one transaction. It
+// entries, transactions, deliveries and timers, and its bank accounts, in
+// one transaction. It
 // reads every stored session: a sandbox's data is small.
 func (db *DB) ResetMerchant(ctx context.Context, merchantID string) error {
 	return db.submit(ctx, newWrite(func(tx *bolt.Tx, w *write) error {
@@ -46,7 +47,7 @@ func (db *DB) ResetMerchant(ctx context.Context, merchantID string) error {
 				return err
 			}
 		}
-		return nil
+		return resetAccounts(tx, merchantID)
 	}))
 }
 

@@ -224,8 +224,8 @@ type encodedChange struct {
 func encodeChange(c *session.Change) (*encodedChange, error) {
 	e := &encodedChange{c: c, deliveries: make([][]byte, len(c.Deliveries))}
 	var err error
-	if c.Session == nil && (c.Transaction == nil || c.TxFrom == nil) {
-		return nil, fmt.Errorf("store: a change without a session needs a transaction and its state before")
+	if c.Session == nil && c.Transaction == nil {
+		return nil, fmt.Errorf("store: a change without a session needs a transaction")
 	}
 	if c.Session != nil {
 		if e.session, err = encodeSession(c.Session); err != nil {
@@ -261,6 +261,8 @@ func (e *encodedChange) apply(btx *bolt.Tx, w *write) error {
 		if stored.State != *e.c.TxFrom {
 			return session.ErrVersionConflict // moved meanwhile
 		}
+	} else if t != nil && btx.Bucket(bucketTransactions).Get([]byte(t.ID)) != nil {
+		return session.ErrVersionConflict // a new transaction whose id is taken
 	}
 	if e.c.Session != nil {
 		if err := e.putSession(btx); err != nil {
@@ -270,6 +272,16 @@ func (e *encodedChange) apply(btx *bolt.Tx, w *write) error {
 	if e.tx != nil {
 		if err := wbucket(btx, bucketTransactions).Put([]byte(e.c.Transaction.ID), e.tx); err != nil {
 			return fmt.Errorf("store: put transaction %s: %w", e.c.Transaction.ID, err)
+		}
+		if e.c.TxFrom == nil {
+			if err := indexTransaction(btx, e.c.Transaction); err != nil {
+				return err
+			}
+		}
+	}
+	if a := e.c.Account; a != nil {
+		if err := putAccount(btx, a); err != nil {
+			return err
 		}
 	}
 	for i, d := range e.c.Deliveries {

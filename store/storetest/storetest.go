@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open) {
 		{"OutboxStats", testOutboxStats},
 		{"Timers", testTimers},
 		{"Feed", testFeed},
+		{"AccountStore", testAccountStore},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

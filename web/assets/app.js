@@ -392,6 +392,7 @@
   }
 
   function applySession(s) {
+    if (s.type_name) s.type = s.type_name; // type is a number on the wire; the page goes by name
     app.session = s;
     setFormatLocale(s);
     if (s.version != null) {
