@@ -82,7 +82,8 @@ test('jayson: authorize, create a deposit, read it, batch, notification', async 
   // session.get -> the new session
   const session = await call(merchant, 'session.get', { id: created.id });
   assert.equal(session.id, created.id);
-  assert.equal(session.type, 'deposit');
+  assert.equal(session.type, 0);
+  assert.equal(session.type_name, 'deposit');
   assert.equal(session.state, 0);
   assert.equal(session.state_name, 'STATE_CREATED');
   assert.equal(session.amount, 50);

@@ -87,7 +87,8 @@ test('json-rpc-2.0: authorize, create, get, batch via requestAdvanced, errors', 
 
   const session = await client.request('session.get', { id: created.id });
   assert.equal(session.id, created.id);
-  assert.equal(session.type, 'deposit');
+  assert.equal(session.type, 0);
+  assert.equal(session.type_name, 'deposit');
   assert.equal(session.state, 0);
   assert.equal(session.state_name, 'STATE_CREATED');
   assert.equal(session.amount, 50);
@@ -133,15 +134,15 @@ test('json-rpc-2.0: authorize, create, get, batch via requestAdvanced, errors', 
     const responses = await client.requestAdvanced([
       { jsonrpc: '2.0', id: 201, method: 'session.state', params: { id: created.id } },
       { jsonrpc: '2.0', id: 202, method: 'session.get', params: { id: randomUUID() } },
-      { jsonrpc: '2.0', id: 203, method: 'session.get', params: { id: created.id, bogus: 1 } },
+      { jsonrpc: '2.0', id: 203, method: 'session.get', params: { bogus: 1 } },
     ]);
     assert.equal(responses.length, 3);
     assert.equal(responses[0].result.state, 0);
     assert.equal(responses[1].error.code, -32004);
     assert.equal(responses[1].error.data.error_name, 'NotFound');
     assert.equal(responses[2].error.code, -32602);
-    assert.equal(responses[2].error.data.error_name, 'UnknownParameter');
-    assert.equal(responses[2].error.data.field, 'bogus');
+    assert.equal(responses[2].error.data.error_name, 'MissingParameter');
+    assert.equal(responses[2].error.data.field, 'id');
   });
 
   await t.test('session.get with an unknown id rejects with JSONRPCErrorException -32004 NotFound', async () => {
