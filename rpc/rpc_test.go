@@ -711,11 +711,14 @@ func (ts *testServer) replay(t *testing.T, fx fixture, file string, ex *exchange
 		}
 	default:
 		want := fx.fill(ex.wantBody)
-		m := &matching{now: ts.Clock.Now()}
+		m := &matching{now: ts.Clock.Now(), saved: map[string]string{}}
 		if diff, err := m.diff([]byte(want), got); err != nil {
 			t.Errorf("%s: %v", at, err)
 		} else if diff != "" {
 			t.Errorf("%s: response mismatch (-want +got):\n%s\ngot body: %s", at, diff, got)
+		}
+		for k, v := range m.saved {
+			fx[k] = v
 		}
 	}
 	for _, err := range checkWire(ex.method, path, []byte(body), resp, got) {
@@ -728,7 +731,8 @@ func (ts *testServer) replay(t *testing.T, fx fixture, file string, ex *exchange
 
 // matching compares JSON values where the expected one may hold matchers.
 type matching struct {
-	now time.Time
+	now   time.Time
+	saved map[string]string // values of {{save:NAME}} matchers, for later exchanges
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -745,6 +749,20 @@ func (m *matching) matcher(s string) (func(any) bool, bool, error) {
 		return func(any) bool { return true }, true, nil
 	case "any-string":
 		return func(v any) bool { _, ok := v.(string); return ok }, true, nil
+	case "save":
+		// {{save:NAME}} matches any string or number and makes it the
+		// placeholder {{NAME}} of the case's later exchanges.
+		return func(v any) bool {
+			switch v := v.(type) {
+			case string:
+				m.saved[arg] = v
+			case json.Number:
+				m.saved[arg] = v.String()
+			default:
+				return false
+			}
+			return true
+		}, true, nil
 	case "any-number":
 		return func(v any) bool { _, ok := v.(json.Number); return ok }, true, nil
 	case "uuid":

@@ -256,8 +256,8 @@ type transactionObject struct {
 	BankAccountID         *string                  `json:"bank_account_id"`
 	FromBankAccountID     *string                  `json:"from_bank_account_id"`
 	ToBankAccountID       *string                  `json:"to_bank_account_id"`
-	FromBankAccount       *session.AccountRef      `json:"from_bank_account"`
-	ToBankAccount         *session.AccountRef      `json:"to_bank_account"`
+	FromBankAccount       *accountRefObject        `json:"from_bank_account"`
+	ToBankAccount         *accountRefObject        `json:"to_bank_account"`
 	Message               *string                  `json:"message"`
 	OriginalTransactionID *string                  `json:"original_transaction_id"`
 	Created               unixTime                 `json:"created"`
@@ -284,8 +284,8 @@ func transactionOf(t *session.Transaction) *transactionObject {
 		BankAccountID:         optString(t.BankAccountID),
 		FromBankAccountID:     optString(t.FromBankAccountID),
 		ToBankAccountID:       optString(t.ToBankAccountID),
-		FromBankAccount:       t.FromBankAccount,
-		ToBankAccount:         t.ToBankAccount,
+		FromBankAccount:       accountRefOf(t.FromBankAccount),
+		ToBankAccount:         accountRefOf(t.ToBankAccount),
 		Message:               optString(t.Message),
 		OriginalTransactionID: optString(t.OriginalTransactionID),
 		Created:               unixTime(t.Created),
@@ -295,6 +295,21 @@ func transactionOf(t *session.Transaction) *transactionObject {
 		ErrorCode:             optString(t.ErrorCode),
 		ETA:                   optTime(t.ETA),
 	}
+}
+
+// accountRefObject is one side of a transaction on the wire; what is not
+// known (the bank of an account picked without a bank) is null.
+type accountRefObject struct {
+	BankName  *string `json:"bank_name"`
+	CountryID string  `json:"country_id"`
+	IBAN      *string `json:"iban"`
+}
+
+func accountRefOf(a *session.AccountRef) *accountRefObject {
+	if a == nil {
+		return nil
+	}
+	return &accountRefObject{BankName: optString(a.BankName), CountryID: a.CountryID, IBAN: optString(a.IBAN)}
 }
 
 // deliveryObject is a callback delivery on the wire (API.md section 6).

@@ -72,6 +72,7 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 		amount = a
 	}
 
+	given := p.CountryID
 	p.CountryID = strings.ToLower(p.CountryID)
 	p.CurrencyID = strings.ToLower(p.CurrencyID)
 	market, fixed := fixedMarket[t]
@@ -83,7 +84,7 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 	}
 	currency, ok := Countries[p.CountryID]
 	if !ok {
-		return 0, "", ErrNoCountry("country_id", p.CountryID)
+		return 0, "", ErrNoCountry("country_id", given)
 	}
 	if fixed && p.CountryID != market.country {
 		return 0, "", FieldError(NameInvalidParams, "country_id", "%s sessions are for country_id %s only", t, market.country)
@@ -103,8 +104,9 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 				Message: "No Bank found with id: " + p.BankID}
 		}
 	}
+	addressCountry := ""
 	if a := p.CustomerAddress; a != nil {
-		a.CountryID = strings.ToLower(a.CountryID)
+		addressCountry, a.CountryID = a.CountryID, strings.ToLower(a.CountryID)
 	}
 
 	for _, f := range []struct {
@@ -146,7 +148,7 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 		}
 	}
 	if c := addr(p.CustomerAddress).CountryID; c != "" && Countries[c] == "" {
-		return 0, "", ErrNoCountry("customer_address.country_id", c)
+		return 0, "", ErrNoCountry("customer_address.country_id", addressCountry)
 	}
 	if p.CustomerDOB != "" {
 		if _, err := time.Parse(dateLayout, p.CustomerDOB); err != nil {
