@@ -36,7 +36,9 @@ func TestConformanceWebSocket(t *testing.T) {
 					if c.httpOnly != "" {
 						t.Skipf("%s:%d: HTTP only: %s", file, c.line, c.httpOnly)
 					}
-					ts := mustServer(t, testConfig())
+					cfg := testConfig()
+					cfg.StrictParams = c.strict
+					ts := mustServer(t, cfg)
 					fx := mustFixture(t, ts)
 					ts.Srv.SetReady(c.ready)
 					for _, ex := range c.exchanges {
