@@ -46,6 +46,38 @@ type flagSet struct {
 	metavar map[string]string
 	split   map[string]bool     // repeatable flags: env values are comma-separated
 	envs    map[string][]string // extra env names of a flag
+	// envFile, if set, points at the --env-file flag's value: a file of
+	// SESSIOND_<FLAG>=VALUE lines read after the environment.
+	envFile *string
+	// given holds, after parse, the flags set on the command line or in
+	// the environment (not those from the env file).
+	given map[string]bool
+}
+
+// readEnvFile reads KEY=VALUE lines; blank lines and lines starting with
+// # are skipped, and a value may be in single or double quotes.
+func readEnvFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want KEY=VALUE, such as SESSIOND_LOG_LEVEL=debug", path, i+1)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		out[strings.TrimSpace(k)] = v
+	}
+	return out, nil
 }
 
 type flagGroup struct {
@@ -121,16 +153,29 @@ func (f *flagSet) parse(path string, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-	given := map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	f.given = map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
 	var err error
+	var file map[string]string
+	if f.envFile != nil {
+		if *f.envFile == "" {
+			*f.envFile = os.Getenv("SESSIOND_ENV_FILE")
+		}
+		if *f.envFile != "" {
+			if file, err = readEnvFile(*f.envFile); err != nil {
+				return nil, usagef("%s: --env-file %v", path, err)
+			}
+		}
+	}
 	f.fs.VisitAll(func(fl *flag.Flag) {
-		if given[fl.Name] || err != nil {
+		if f.given[fl.Name] || err != nil {
 			return
 		}
 		for _, env := range f.envNames(fl.Name) {
 			v, ok := os.LookupEnv(env)
-			if !ok {
+			if ok {
+				f.given[fl.Name] = true
+			} else if v, ok = file[env]; !ok {
 				continue
 			}
 			values := []string{v}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,23 +28,34 @@ an empty data file gets a merchant named "default" whose credentials are
 logged once. SIGINT and SIGTERM stop it gracefully.`,
 	setup: func(f *flagSet) func(*cmdEnv, []string) error {
 		c := server.DefaultConfig()
-		logFormat, logLevel := "json", "info"
-		serveFlags(f, &c, &logFormat, &logLevel)
+		o := serveOptions{logFormat: "json", logLevel: "info"}
+		serveFlags(f, &c, &o)
 		return func(env *cmdEnv, pos []string) error {
 			if len(pos) > 0 {
 				return usagef("sessiond serve: takes flags only, not %q", pos[0])
 			}
-			return serve(env, c, logFormat, logLevel)
+			o.levelFromFile = !f.given["log-level"]
+			return serve(env, c, o)
 		}
 	},
 }
 
-// serveFlags binds the flags of `sessiond serve` to c, whose values are
-// the defaults shown. The log flags are not part of server.Config.
-func serveFlags(f *flagSet, c *server.Config, logFormat, logLevel *string) {
+// serveOptions are the settings of serve that are not server.Config's.
+type serveOptions struct {
+	logFormat, logLevel string
+	envFile             string
+	levelFromFile       bool // --log-level was not given: SIGHUP reads it from the env file
+}
+
+// serveFlags binds the flags of `sessiond serve` to c and o, whose values
+// are the defaults shown.
+func serveFlags(f *flagSet, c *server.Config, o *serveOptions) {
 	f.group("Listening")
 	f.String(&c.Addr, "addr", "ADDRESS", "listen address; port 0 picks a free port")
-	f.String(&c.PublicURL, "public-url", "URL", "base of the hosted page's URL in create results, such as https://pay.example.com (default http://ADDR)")
+	f.String(&c.PublicURL, "public-url", "URL", "base of the hosted page's URL in create results, such as https://pay.example.com (default http://ADDR, https://ADDR with TLS)")
+	f.String(&c.TLSCert, "tls-cert", "FILE", "PEM certificate (chain) to serve HTTPS with; read again on SIGHUP")
+	f.String(&c.TLSKey, "tls-key", "FILE", "PEM private key of --tls-cert")
+	f.Var((*prefixList)(&c.TrustedProxies), "trusted-proxies", "CIDR,...", "proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, such as 10.0.0.0/8,::1")
 	f.String(&c.DebugAddr, "debug-addr", "ADDRESS", "serve Go's pprof profiles on this address (keep it private; off by default)")
 	f.String(&c.ReadyFile, "ready-file", "FILE", `once ready, write {"url","pid","admin_socket"} to this file (atomically; removed at stop)`)
 
@@ -79,14 +92,16 @@ func serveFlags(f *flagSet, c *server.Config, logFormat, logLevel *string) {
 	f.String(&c.CallbackUserAgent, "callback-user-agent", "AGENT", "User-Agent of callbacks")
 	f.Bool(&c.CallbackAllowPrivate, "callback-allow-private", "let callbacks reach loopback, private, link-local and CGNAT addresses (test harnesses)")
 
-	f.group("Logs and shutdown")
-	f.String(logFormat, "log-format", "FORMAT", "json or console")
-	f.String(logLevel, "log-level", "LEVEL", "debug, info, warn or error")
+	f.group("Process")
+	f.String(&o.envFile, "env-file", "FILE", "SESSIOND_<FLAG>=VALUE lines, read after the environment; SIGHUP reads SESSIOND_LOG_LEVEL from it again")
+	f.envFile = &o.envFile
+	f.String(&o.logFormat, "log-format", "FORMAT", "json or console")
+	f.String(&o.logLevel, "log-level", "LEVEL", "debug, info, warn or error")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for in-flight requests")
 }
 
-func serve(env *cmdEnv, c server.Config, logFormat, logLevel string) error {
-	log, err := newLogger(logFormat, logLevel, env.stderr)
+func serve(env *cmdEnv, c server.Config, o serveOptions) error {
+	log, level, err := newLogger(o.logFormat, o.logLevel, env.stderr)
 	if err != nil {
 		return err
 	}
@@ -121,6 +136,19 @@ func serve(env *cmdEnv, c server.Config, logFormat, logLevel string) error {
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				reload(log, level, m, o)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	if err := m.Run(ctx); err != nil {
 		return err
 	}
@@ -128,20 +156,102 @@ func serve(env *cmdEnv, c server.Config, logFormat, logLevel string) error {
 	return nil
 }
 
-func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		return zerolog.Logger{}, usagef("sessiond serve: --log-level %s: want debug, info, warn or error", level)
+// reload is SIGHUP: the log level from the env file (unless --log-level
+// or SESSIOND_LOG_LEVEL was given), then what the server reloads. It logs
+// what it did at any level, or why it could not; what could not be
+// reloaded stays.
+func reload(log zerolog.Logger, level *levelWriter, m *server.Main, o serveOptions) {
+	e := log.Log() // whatever the level, a reload is logged
+	var what []string
+	if o.envFile != "" && o.levelFromFile {
+		file, err := readEnvFile(o.envFile)
+		if err != nil {
+			log.Error().Err(err).Msg("reload: env file")
+			return
+		}
+		if v, ok := file["SESSIOND_LOG_LEVEL"]; ok {
+			lvl, err := parseLevel(v)
+			if err != nil {
+				log.Error().Str("log_level", v).Msg("reload: SESSIOND_LOG_LEVEL: want debug, info, warn or error")
+				return
+			}
+			level.set(lvl)
+			e = e.Str("log_level", lvl.String())
+			what = append(what, "log_level")
+		}
+	}
+	done, err := m.Reload()
+	if err != nil {
+		log.Error().Err(err).Strs("reloaded", append(what, done...)).Msg("reload failed; the rest stays as it was")
+		return
+	}
+	e.Strs("reloaded", append(what, done...)).Msg("reloaded on SIGHUP")
+}
+
+func parseLevel(s string) (zerolog.Level, error) {
+	lvl, err := zerolog.ParseLevel(s)
+	if err != nil || s == "" || lvl > zerolog.ErrorLevel {
+		return 0, fmt.Errorf("bad level %q", s)
+	}
+	return lvl, nil
+}
+
+// newLogger returns the root logger and the writer whose level SIGHUP can
+// change.
+func newLogger(format, level string, w io.Writer) (zerolog.Logger, *levelWriter, error) {
+	lvl, err := parseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, nil, usagef("sessiond serve: --log-level %s: want debug, info, warn or error", level)
 	}
 	switch format {
 	case "json":
 	case "console":
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
 	default:
-		return zerolog.Logger{}, usagef("sessiond serve: --log-format %s: want json or console", format)
+		return zerolog.Logger{}, nil, usagef("sessiond serve: --log-format %s: want json or console", format)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	lw := &levelWriter{w: w}
+	lw.set(lvl)
+	return zerolog.New(lw).With().Timestamp().Logger(), lw, nil
+}
+
+// levelWriter drops log entries below a level that can change while the
+// server runs.
+type levelWriter struct {
+	w   io.Writer
+	min atomic.Int32
+}
+
+func (l *levelWriter) set(lvl zerolog.Level) { l.min.Store(int32(lvl)) }
+
+func (l *levelWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
+
+func (l *levelWriter) WriteLevel(lvl zerolog.Level, p []byte) (int, error) {
+	if int32(lvl) < l.min.Load() {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
+
+// prefixList is --trusted-proxies: comma-separated CIDRs or addresses.
+type prefixList []netip.Prefix
+
+func (p *prefixList) String() string {
+	var parts []string
+	for _, x := range *p {
+		parts = append(parts, x.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+func (p *prefixList) Set(v string) error {
+	ps, err := server.ParsePrefixes(v)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, ps...)
+	return nil
 }
 
 // merchantsFlag is the repeatable --merchant PUBLIC_KEY:SECRET[:WHSEC],

@@ -120,3 +120,59 @@ func scrape(t *testing.T, url string) string {
 	}
 	return string(body)
 }
+
+// TestTrustedProxies: X-Forwarded-For is believed only from a trusted
+// proxy, read from the right so a client cannot put itself in front; the
+// session's ip and the access log carry the client's address.
+func TestTrustedProxies(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		trusted string
+		want    string
+	}{
+		{"trusted", "127.0.0.0/8", "203.0.113.7"},
+		{"untrusted", "", "127.0.0.1"},
+		{"other proxy trusted", "10.0.0.0/8", "127.0.0.1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := startMain(t, filepath.Join(t.TempDir(), "sessiond.db"), func(c *server.Config) {
+				withMerchant("pk_px", "sk_px", "")(c)
+				c.TrustedProxies, _ = server.ParsePrefixes(tt.trusted)
+			})
+			token := authorize(t, p.url, "pk_px", "sk_px")
+			var s struct{ ID, Token string }
+			mustCall(t, p.url, token, "session.create_deposit", map[string]any{"amount": "5", "country_id": "se"}, &s)
+			body := fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"client.get","params":{"token":%q}}`, s.Token)
+			req, _ := http.NewRequest(http.MethodPost, p.url+"/rpc", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Forwarded-For", "198.51.100.9, 203.0.113.7") // the first is the client's own claim
+			req.Header.Set("X-Forwarded-Proto", "https")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+
+			// Touches may be recorded a moment later: wait for the ip.
+			deadline := time.Now().Add(10 * time.Second)
+			var got struct {
+				IP *string `json:"ip"`
+			}
+			for {
+				mustCall(t, p.url, token, "session.get", map[string]string{"id": s.ID}, &got)
+				if got.IP != nil && *got.IP != "" || time.Now().After(deadline) {
+					break
+				}
+			}
+			if got.IP == nil || *got.IP != tt.want {
+				t.Errorf("stored ip %v, want %s", got.IP, tt.want)
+			}
+			if !strings.Contains(p.logs.String(), `"client_ip":"`+tt.want+`"`) {
+				t.Errorf("access log lacks client_ip %s:\n%s", tt.want, p.logs.String())
+			}
+			if strings.Contains(p.logs.String(), "198.51.100.9") {
+				t.Errorf("the client's own X-Forwarded-For claim was believed")
+			}
+		})
+	}
+}

@@ -166,6 +166,7 @@ func (s *Server) Handler() http.Handler {
 	h = hlog.AccessHandler(accessLog)(h)
 	h = withCallInfo(h)
 	h = hlog.RequestIDHandler("req_id", "X-Request-Id")(h)
+	h = hlog.RemoteIPHandler("client_ip")(h) // the client's, once a trusted proxy's X-Forwarded-For is applied
 	h = hlog.NewHandler(s.log)(h)
 	return h
 }

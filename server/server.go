@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -67,6 +68,12 @@ type Config struct {
 	// FrameAncestors are the origins that may embed the hosted page in a
 	// frame (see web.ParseOrigins); none by default.
 	FrameAncestors []string
+	// TLSCert and TLSKey, if set, are the PEM files of the certificate
+	// served on Addr; Reload reads them again.
+	TLSCert, TLSKey string
+	// TrustedProxies are the peers whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed; from anyone else they are dropped.
+	TrustedProxies []netip.Prefix
 
 	// DebugAddr, if set, serves Go's pprof profiles on this address.
 	DebugAddr string
@@ -127,6 +134,9 @@ func (c *Config) Validate() error {
 	if c.DB == "" {
 		return errors.New("--db: want a file path such as ./sessiond.db")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: want both PEM files or neither")
+	}
 	return nil
 }
 
@@ -138,6 +148,7 @@ type Main struct {
 
 	clock   *session.Clock // the sandbox's; advanced by sandbox.advance_time
 	ln      net.Listener
+	cert    *certificate // nil without TLS
 	debugLn net.Listener
 	db      *store.DB
 	svc     *session.Service
@@ -177,6 +188,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	c := &m.cfg
 	if err := c.Validate(); err != nil {
 		return err
+	}
+	if c.TLSCert != "" {
+		m.cert = &certificate{certFile: c.TLSCert, keyFile: c.TLSKey}
+		if err := m.cert.load(); err != nil {
+			return err
+		}
 	}
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -293,11 +310,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return web.Page{RedirectURI: v.Params.RedirectURI, Payee: payee, Locale: v.Params.Locale, CountryID: v.Params.CountryID}, true, nil
 	}, web.Options{FrameAncestors: m.cfg.FrameAncestors}))
 	m.http = &http.Server{
-		Handler:           m.rpc.Handler(),
+		Handler:           forwarded(c.TrustedProxies, m.rpc.Handler()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+	}
+	if m.cert != nil {
+		m.http.TLSConfig = m.cert.config()
 	}
 	m.http.RegisterOnShutdown(hub.Close) // Shutdown does not wait for hijacked sockets
 	if m.debugLn != nil {
@@ -332,6 +352,9 @@ func (m *Main) URL() string {
 	if m.ln == nil {
 		return ""
 	}
+	if m.cert != nil {
+		return "https://" + m.ln.Addr().String()
+	}
 	return "http://" + m.ln.Addr().String()
 }
 
@@ -347,7 +370,11 @@ func (m *Main) defaultPublicURL() string {
 	if err != nil || name == "" {
 		name = "localhost"
 	}
-	u := "http://" + net.JoinHostPort(name, port)
+	scheme := "http://"
+	if m.cert != nil {
+		scheme = "https://"
+	}
+	u := scheme + net.JoinHostPort(name, port)
 	m.log.Warn().Str("addr", m.cfg.Addr).Str("public_url", u).
 		Msg("--addr listens on every address and --public-url is not set: payment links will use public_url; set --public-url to the URL clients reach")
 	return u
@@ -372,7 +399,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}()
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- m.http.Serve(m.ln) }()
+	go func() {
+		if m.cert != nil {
+			serveErr <- m.http.ServeTLS(m.ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		serveErr <- m.http.Serve(m.ln)
+	}()
 	if m.debug != nil {
 		go func() {
 			if err := m.debug.Serve(m.debugLn); !errors.Is(err, http.ErrServerClosed) {
@@ -402,6 +435,20 @@ func (m *Main) Run(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// Reload reads again what can change without a restart: the TLS
+// certificate and key. It returns what it reloaded, for the log; on an
+// error what is in use stays.
+func (m *Main) Reload() ([]string, error) {
+	var done []string
+	if m.cert != nil {
+		if err := m.cert.load(); err != nil {
+			return done, err
+		}
+		done = append(done, "tls_certificate")
+	}
+	return done, nil
 }
 
 // Close stops serving: the server reports not ready, in-flight requests
