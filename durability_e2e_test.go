@@ -114,7 +114,10 @@ func TestKillUnderLoad(t *testing.T) {
 func TestTermUnderLoad(t *testing.T) {
 	const n = 1000
 	db := filepath.Join(t.TempDir(), "sessiond.db")
-	args := []string{"--db", db, "--merchant", "pk_t:sk_t", "--max-batch", strconv.Itoa(n)}
+	// The batch is answered whole however slow the disk: a shutdown
+	// timeout far above the time 1000 sequential creates take on a busy
+	// machine (about 10s at a load of 20 on 2 cores).
+	args := []string{"--db", db, "--merchant", "pk_t:sk_t", "--max-batch", strconv.Itoa(n), "--shutdown-timeout", "2m"}
 	p := startServer(t, args...)
 	bearer := authorize(t, p.url, "pk_t", "sk_t")
 	stop, answered := make(chan struct{}), make(chan struct{}, 1)
@@ -133,8 +136,11 @@ func TestTermUnderLoad(t *testing.T) {
 	}
 	batch.WriteString("]")
 	type answer struct {
-		results []struct{ Result *struct{ ID string } }
-		err     error
+		results []struct {
+			Result *struct{ ID string }
+			Error  json.RawMessage
+		}
+		err error
 	}
 	done := make(chan answer, 1)
 	go func() {
@@ -170,7 +176,7 @@ func TestTermUnderLoad(t *testing.T) {
 	ids := wait()
 	for _, r := range results {
 		if r.Result == nil {
-			t.Fatal("a create in the batch failed")
+			t.Fatalf("a create in the batch failed: %s\n%s", r.Error, p.drain())
 		}
 		ids = append(ids, r.Result.ID)
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -315,6 +316,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		// net/http's own complaints (TLS handshakes, accept errors) go to
+		// the log as warnings instead of stderr.
+		ErrorLog: stdlog.New(logWriter{m.log}, "", 0),
 	}
 	if m.cert != nil {
 		m.http.TLSConfig = m.cert.config()
@@ -344,6 +348,14 @@ func (m *Main) lost(consumer string) func(int) {
 	return func(n int) {
 		m.log.Warn().Int("changes", n).Str("consumer", consumer).Msg("change feed consumer fell behind; changes dropped")
 	}
+}
+
+// logWriter writes each line net/http logs as a warning.
+type logWriter struct{ log zerolog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Warn().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // URL returns the base URL of the bound listen address, such as
