@@ -64,7 +64,13 @@ func startServer(t *testing.T, args ...string) *proc {
 // startServerEnv is startServer with env added to the environment.
 func startServerEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	return startBinary(t, binary, env, args...)
+}
+
+// startBinary is startServerEnv with the sessiond binary at bin.
+func startBinary(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=1"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

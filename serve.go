@@ -83,6 +83,8 @@ func serveFlags(f *flagSet, c *server.Config, o *serveOptions) {
 	f.group("Limits")
 	f.Var((*byteSize)(&c.MaxBody), "max-body", "SIZE", "largest request body, such as 1MiB or 512KiB (HTTP 413 past it)")
 	f.Int(&c.MaxBatch, "max-batch", "N", "most entries in a JSON-RPC batch")
+	f.Var((*byteSize)(&c.MaxResponse), "max-response", "SIZE", "most bytes of results in one answer, a batch's together (entries past it are not run)")
+	f.Duration(&c.BodyTimeout, "body-timeout", "how long a request body may take to arrive (HTTP 408 past it)")
 	f.Int(&c.MaxInflight, "max-inflight", "N", "most requests served at once; past it a request waits 100ms, then gets -32029 (0: no cap)")
 	f.Float(&c.RateLimit, "rate-limit", "PER_SECOND", "most calls per second per merchant, -32029 past it (0: off)")
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 
@@ -58,4 +59,60 @@ func TestAuthorizeBruteForce(t *testing.T) {
 	}
 	ts.Clock.Advance(session.DefaultKeyAttempts.Every)
 	ts.mustCall(t, "", "merchant.authorize", map[string]string{"public_key": alphaKey, "secret": alphaSecret}, nil)
+}
+
+// TestResponseCap: results past MaxResponse are refused with -32600, and
+// entries after the cap is reached are not run at all.
+func TestResponseCap(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxBatch, cfg.MaxResponse = 100, 100_000 // the discovery document is ~65 KB
+	ts := mustServer(t, cfg)
+	fx := mustFixture(t, ts)
+	body := fx.fill(`[{"jsonrpc":"2.0","id":1,"method":"rpc.discover"},
+		{"jsonrpc":"2.0","id":2,"method":"rpc.discover"},
+		{"jsonrpc":"2.0","id":3,"method":"session.create_deposit","params":{"amount":"1","country_id":"se","merchant_reference":"after-cap"}}]`)
+	status, b := ts.rawCall(t, fx["token"], []byte(body))
+	var resps []struct {
+		ID     int
+		Result json.RawMessage
+		Error  *rpcError
+	}
+	if err := json.Unmarshal(b, &resps); status != http.StatusOK || err != nil || len(resps) != 3 {
+		t.Fatalf("batch: %d %.300s (%v)", status, b, err)
+	}
+	if resps[0].Error != nil || len(resps[0].Result) < 10_000 {
+		t.Errorf("first discover: %v, want the document", resps[0].Error)
+	}
+	for _, r := range resps[1:] {
+		if r.Error == nil || r.Error.Code != -32600 {
+			t.Errorf("entry %d past the cap: %v, want -32600", r.ID, r.Error)
+		}
+	}
+	var found struct{ Sessions []any }
+	ts.mustCall(t, fx["token"], "session.get_by_merchant_reference", map[string]string{"merchant_reference": "after-cap"}, &found)
+	if len(found.Sessions) != 0 {
+		t.Errorf("the create past the cap ran: %d sessions", len(found.Sessions))
+	}
+}
+
+// TestDeclaredBodyTooLarge: a Content-Length over MaxBody is answered 413
+// in the endpoint's style before any of the body is sent.
+func TestDeclaredBodyTooLarge(t *testing.T) {
+	ts := mustServer(t, testConfig())
+	for _, path := range []string{"/rpc", "/api/session.get"} {
+		pr, pw := io.Pipe() // a body that never comes
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+path, pr)
+		req.ContentLength = 1 << 40
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := ts.HTTP.Do(req)
+		pw.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(b, []byte(`"InvalidRequest"`)) {
+			t.Errorf("%s with Content-Length 2^40: %d %s, want 413 InvalidRequest", path, resp.StatusCode, b)
+		}
+	}
 }

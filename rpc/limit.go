@@ -1,7 +1,12 @@
 package rpc
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -79,4 +84,102 @@ func (l *merchantLimits) allow(merchantID string) bool {
 	}
 	l.mu.Unlock()
 	return lim.Allow()
+}
+
+// readFirst reads a request's whole body before next runs, so that a
+// request takes one of admit's slots only once its body is in: a client
+// that sends its body slowly, or not at all, holds nothing but its own
+// connection, and that for at most BodyTimeout. A declared length over
+// MaxBody is refused at once, without waiting for the body.
+func (s *Server) readFirst(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.cfg.MaxBody {
+			refuseBody(w, r, http.StatusRequestEntityTooLarge, errInvalidRequest("request body larger than the limit"))
+			return
+		}
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) // unsupported only by test recorders
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+		rc.SetReadDeadline(time.Time{})
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			refuseBody(w, r, http.StatusRequestEntityTooLarge, errInvalidRequest("request body larger than the limit"))
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			refuseBody(w, r, http.StatusRequestTimeout, errInvalidRequest("the request body did not arrive in time"))
+			return
+		case err != nil:
+			refuseBody(w, r, http.StatusBadRequest, errInvalidRequest("could not read the request body"))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refuseBody answers a request whose body was not accepted, in its
+// endpoint's style, and closes the connection, whose unread body would
+// otherwise be read as the next request.
+func refuseBody(w http.ResponseWriter, r *http.Request, status int, e *rpcError) {
+	w.Header().Set("Connection", "close")
+	if r.URL.Path == "/rpc" {
+		writeJSON(w, status, &response{err: e.rpc})
+		return
+	}
+	writeJSON(w, status, e.data)
+}
+
+// errResponseTooLarge answers the entries of a batch (or a single request)
+// whose results would take the answer past MaxResponse.
+func errResponseTooLarge() *rpcError {
+	return errInvalidRequest("the answer would be larger than the limit (--max-response); send fewer requests per batch")
+}
+
+// spend counts n bytes of results against the caller's MaxResponse and
+// reports whether they still fit.
+func (c *caller) spend(n int) bool {
+	c.spent += int64(n)
+	return c.spent <= c.s.cfg.MaxResponse
+}
+
+// preEncoded is a result that is already compact JSON, served as is.
+type preEncoded []byte
+
+// discoverResult is the OpenRPC document, compacted once: rpc.discover
+// costs no encoding, and every answer shares these bytes.
+var discoverResult = func() preEncoded {
+	var b bytes.Buffer
+	if err := json.Compact(&b, openRPC); err != nil {
+		panic("rpc: openrpc.json is not valid JSON: " + err.Error())
+	}
+	return preEncoded(b.Bytes())
+}()
+
+// encodeResult returns the JSON of a method's result. The bytes of a
+// preEncoded result are shared, so they are capped to their length: an
+// append by the writer copies instead of writing into them.
+func encodeResult(v any) ([]byte, error) {
+	if p, ok := v.(preEncoded); ok {
+		return p[:len(p):len(p)], nil
+	}
+	return json.Marshal(v)
+}
+
+// writeBatch writes a batch's answer one entry at a time, so the server
+// never holds a second, whole copy of it.
+func writeBatch(w http.ResponseWriter, status int, rs []*response) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	sep := []byte{'['}
+	for _, r := range rs {
+		b, err := r.MarshalJSON()
+		if err != nil {
+			b, _ = (&response{id: r.id, err: toRPCError(err).rpc}).MarshalJSON()
+		}
+		w.Write(sep)
+		w.Write(b)
+		sep = []byte{','}
+	}
+	w.Write([]byte("]\n"))
 }

@@ -88,7 +88,7 @@ func (s *Server) discover(ctx context.Context, r *request) (any, error) {
 	if err := r.decode(&struct{}{}); err != nil {
 		return nil, err
 	}
-	return openRPC, nil
+	return discoverResult, nil
 }
 
 // tokensResult is the answer of merchant.authorize and merchant.token.

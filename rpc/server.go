@@ -47,6 +47,12 @@ type Config struct {
 	Controls SandboxControls
 	// Observer, if set, is told of every call.
 	Observer Observer
+	// MaxResponse caps the bytes of results one answer may carry (a batch's
+	// together); entries past it are refused, not run. 0 means 2 MiB.
+	MaxResponse int64
+	// BodyTimeout bounds the time to receive a request body, which is read
+	// before the request may take one of MaxInflight's slots. 0 means 10s.
+	BodyTimeout time.Duration
 	// MaxInflight caps the HTTP requests served at once on /rpc and /api;
 	// past it a request waits up to InflightWait, then gets -32029.
 	// 0 means no cap.
@@ -95,6 +101,12 @@ func New(svc *session.Service, cfg Config, log zerolog.Logger) *Server {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 100
 	}
+	if cfg.MaxResponse == 0 {
+		cfg.MaxResponse = 2 << 20
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = 10 * time.Second
+	}
 	if cfg.SessionWarning == 0 {
 		cfg.SessionWarning = 2 * time.Minute
 	}
@@ -139,13 +151,13 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // access logs.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /rpc", admit(s.cfg.MaxInflight, s.cfg.InflightWait, http.HandlerFunc(s.serveRPC)))
+	mux.Handle("POST /rpc", s.readFirst(admit(s.cfg.MaxInflight, s.cfg.InflightWait, http.HandlerFunc(s.serveRPC))))
 	mux.HandleFunc("GET /rpc/ws", s.serveWS)
 	mux.HandleFunc("/rpc", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody("MethodNotAllowed", "use POST"))
 	})
-	mux.Handle("POST /api/{method}", admit(s.cfg.MaxInflight, s.cfg.InflightWait, http.HandlerFunc(s.serveAPI)))
+	mux.Handle("POST /api/{method}", s.readFirst(admit(s.cfg.MaxInflight, s.cfg.InflightWait, http.HandlerFunc(s.serveAPI))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -445,6 +457,7 @@ type caller struct {
 	authed   bool
 	merchant *session.Merchant
 	authErr  error
+	spent    int64 // bytes of results so far, against MaxResponse
 }
 
 func (s *Server) newCaller(r *http.Request) *caller {
@@ -515,13 +528,19 @@ func (c *caller) call(ctx context.Context, name string, params json.RawMessage) 
 			return nil, c.fail(name, err)
 		}
 	}
+	if c.spent > c.s.cfg.MaxResponse {
+		return nil, errResponseTooLarge() // the answer is full: run nothing more
+	}
 	v, err := m.fn(ctx, &request{merchant: merchant, client: c.client, params: params, strict: c.s.cfg.StrictParams})
 	if err != nil {
 		return nil, c.fail(name, err)
 	}
-	b, err := json.Marshal(v)
+	b, err := encodeResult(v)
 	if err != nil {
 		return nil, c.fail(name, err)
+	}
+	if !c.spend(len(b)) {
+		return nil, errResponseTooLarge()
 	}
 	return b, nil
 }
@@ -572,6 +591,10 @@ func encodeJSON(v any) ([]byte, error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if rs, ok := v.([]*response); ok { // written entry by entry, never built whole
+		writeBatch(w, status, rs)
+		return
+	}
 	b, err := encodeJSON(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error_name":"InternalError","error_message":"Internal error.","state":"APPLICATION_ERROR"}`)

@@ -51,10 +51,12 @@ type Config struct {
 	ExpiryInterval time.Duration // how often expired sessions are swept
 	TokenTTL       time.Duration // lifetime of access tokens
 
-	MaxBody     int64   // largest request body in bytes
-	MaxBatch    int     // most entries in a JSON-RPC batch
-	MaxInflight int     // most requests served at once (0: no cap)
-	RateLimit   float64 // calls per second per merchant (0: off)
+	MaxBody     int64         // largest request body in bytes
+	MaxBatch    int           // most entries in a JSON-RPC batch
+	MaxInflight int           // most requests served at once (0: no cap)
+	RateLimit   float64       // calls per second per merchant (0: off)
+	MaxResponse int64         // most bytes of results in one answer (a batch's together)
+	BodyTimeout time.Duration // how long a request body may take to arrive
 
 	StrictParams bool // refuse params the API does not list instead of ignoring them
 
@@ -109,6 +111,8 @@ func DefaultConfig() Config {
 		MaxBody:           1 << 20,
 		MaxBatch:          100,
 		MaxInflight:       512,
+		MaxResponse:       2 << 20,
+		BodyTimeout:       10 * time.Second,
 		SandboxDelay:      2 * time.Second,
 		CallbackRetry:     []time.Duration{10 * time.Minute, 30 * time.Minute, 60 * time.Minute},
 		CallbackTimeout:   10 * time.Second,
@@ -285,6 +289,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		MaxInflight:    c.MaxInflight,
 		RateLimit:      c.RateLimit,
 		StrictParams:   c.StrictParams,
+		MaxResponse:    c.MaxResponse,
+		BodyTimeout:    c.BodyTimeout,
 	}, m.log)
 	met.Gauge("sessiond_websocket_connections", "Open WebSocket connections.", func() float64 { return float64(hub.Connections()) })
 	met.Outbox(func() (int, time.Time) {
