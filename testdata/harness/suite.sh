@@ -4,7 +4,7 @@ set -euo pipefail
 SESSIOND=${SESSIOND:-sessiond} # the binary: go build -o sessiond . in a checkout
 dir=$(mktemp -d)
 "$SESSIOND" serve --sandbox --sandbox-delay 50ms --addr 127.0.0.1:0 --db "$dir/test.db" \
-  --ready-file "$dir/ready.json" --merchant pk_test:sk_test 2>"$dir/server.log" >/dev/null &
+  --ready-file "$dir/ready.json" --merchant pk_test:sk_test --token-ttl 8760h 2>"$dir/server.log" >/dev/null &
 server=$!
 trap 'kill $server; wait $server || true; rm -rf "$dir"' EXIT
 for _ in $(seq 300); do [ -s "$dir/ready.json" ] && break; sleep 0.02; done

@@ -27,7 +27,7 @@ before(async () => {
   const ready = path.join(dir, 'ready.json');
   server = spawn(SESSIOND, ['serve', '--sandbox', '--sandbox-delay', '50ms', '--callback-allow-private',
     '--addr', '127.0.0.1:0', '--db', path.join(dir, 'test.db'), '--ready-file', ready,
-    '--merchant', 'pk_test:sk_test'], { stdio: 'ignore' });
+    '--merchant', 'pk_test:sk_test', '--token-ttl', '8760h'], { stdio: 'ignore' }); // advance_time ages tokens too
   for (let i = 0; i < 500 && !existsSync(ready); i++) await delay(20);
   ({ url } = JSON.parse(readFileSync(ready, 'utf8')));
   ({ access_token: token } = await rpc('merchant.authorize', { public_key: 'pk_test', secret: 'sk_test' }));
