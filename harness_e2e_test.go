@@ -264,6 +264,12 @@ func TestSandboxReset(t *testing.T) {
 		ids = append(ids, id)
 	}
 	eventually(t, "both callbacks attempted", func() bool { return len(rcv.got()) == 2 })
+	var accounts []string
+	for _, tok := range []string{a, b} {
+		var acc struct{ ID string }
+		mustCall(t, p.url, tok, "bank_account.create", map[string]any{"customer_id": "cust_1", "country_id": "se", "holder": "A. Holder", "iban": "SE4550000000058398257466"}, &acc)
+		accounts = append(accounts, acc.ID)
+	}
 	var txA, txB struct {
 		TransactionID string `json:"transaction_id"`
 	}
@@ -286,6 +292,10 @@ func TestSandboxReset(t *testing.T) {
 	if len(byRef.Sessions) != 0 {
 		t.Errorf("reset merchant's sessions by reference: %d, want 0", len(byRef.Sessions))
 	}
+	if e := rpcCall(t, p.url, a, "bank_account.get", map[string]string{"id": accounts[0]}, nil); e == nil || e.Code != -32004 {
+		t.Errorf("reset merchant's bank account: %+v, want -32004", e)
+	}
+	mustCall(t, p.url, b, "bank_account.get", map[string]string{"id": accounts[1]}, nil)
 	if got := journal(t, p.url, a, nil); len(got) != 0 {
 		t.Errorf("reset merchant's journal: %d attempts, want 0", len(got))
 	}

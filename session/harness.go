@@ -74,8 +74,8 @@ type Attempt struct {
 // SandboxStore is what the sandbox's test controls need of a Store beyond
 // Store. A store without it serves no sandbox.reset or sandbox.resend.
 type SandboxStore interface {
-	// ResetMerchant deletes every session of the merchant, with its
-	// transactions and deliveries.
+	// ResetMerchant deletes every session, transaction, delivery and
+	// bank account of the merchant.
 	ResetMerchant(ctx context.Context, merchantID string) error
 	// Delivery returns the delivery with the webhook id; ErrNotFound.
 	Delivery(ctx context.Context, webhookID string) (*Delivery, error)
@@ -92,8 +92,9 @@ func (s *Service) sandboxStore() (SandboxStore, error) {
 	return ss, nil
 }
 
-// Reset deletes merchant m's sessions, transactions and callback
-// deliveries; other merchants' data, and m's credentials and tokens, stay.
+// Reset deletes merchant m's sessions, transactions, callback deliveries
+// and bank accounts; other merchants' data, and m's credentials and
+// tokens, stay.
 func (s *Service) Reset(ctx context.Context, m *Merchant) error {
 	ss, err := s.sandboxStore()
 	if err != nil {

@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/sessiond/sessiond/session"
@@ -12,107 +14,171 @@ import (
 
 var _ session.SandboxStore = (*DB)(nil)
 
-// ResetMerchant deletes every session of the merchant with its index
-// entries, transactions, deliveries and timers, and its bank accounts, in
-// one transaction. It
-// reads every stored session: a sandbox's data is small.
+// ResetMerchant deletes every session, transaction, delivery and bank
+// account of the merchant, with their index entries and timers, in one
+// transaction. It reads every stored session and delivery: a sandbox's
+// data is small.
 func (db *DB) ResetMerchant(ctx context.Context, merchantID string) error {
 	return db.submit(ctx, newWrite(func(tx *bolt.Tx, w *write) error {
-		var owned []*session.Session
-		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			var head struct {
-				MerchantID string `json:"merchant_id"`
-			}
-			if len(v) < 4 {
-				return fmt.Errorf("store: session value of %d bytes", len(v))
-			}
-			if err := json.Unmarshal(v[4:], &head); err != nil {
-				return fmt.Errorf("store: decode session %s: %w", k, err)
-			}
-			if head.MerchantID != merchantID {
-				return nil
-			}
-			s, err := decodeSession(v)
-			if err != nil {
-				return err
-			}
-			owned = append(owned, s)
-			return nil
-		})
+		sessions, err := owned[session.Session](tx, bucketSessions, 4, merchantID)
 		if err != nil {
 			return err
 		}
-		for _, s := range owned {
-			if err := deleteSession(tx, w, s); err != nil {
+		for _, s := range sessions {
+			if err := deleteSession(tx, s); err != nil {
 				return err
 			}
 		}
-		return resetAccounts(tx, merchantID)
+		deliveries, err := owned[session.Delivery](tx, bucketDeliveries, 0, merchantID)
+		if err != nil {
+			return err
+		}
+		for _, d := range deliveries {
+			if err := deleteDelivery(tx, w, d); err != nil {
+				return err
+			}
+		}
+		if err := deleteTransactions(tx, merchantID); err != nil {
+			return err
+		}
+		return deleteAccounts(tx, merchantID)
 	}))
 }
 
-// deleteSession deletes a session, its index entries, its transaction, its
-// deliveries and the timers whose keys name it.
-func deleteSession(tx *bolt.Tx, w *write, s *session.Session) error {
-	del := func(bucket, key []byte) error {
-		if err := tx.Bucket(bucket).Delete(key); err != nil {
-			return fmt.Errorf("store: delete %s of session %s: %w", bucket, s.ID, err)
+// owned decodes the values of bucket (after skip bytes of header) that
+// belong to the merchant. Keys under "damaged/" are left alone.
+func owned[T any](tx *bolt.Tx, bucket []byte, skip int, merchantID string) ([]*T, error) {
+	var out []*T
+	err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		if bytes.HasPrefix(k, []byte("damaged/")) || len(v) < skip {
+			return nil
 		}
+		var head struct {
+			MerchantID string `json:"merchant_id"`
+		}
+		if json.Unmarshal(v[skip:], &head) != nil || head.MerchantID != merchantID {
+			return nil
+		}
+		x := new(T)
+		if err := json.Unmarshal(v[skip:], x); err != nil {
+			return fmt.Errorf("store: decode %s/%s: %w", bucket, k, err)
+		}
+		out = append(out, x)
 		return nil
+	})
+	return out, err
+}
+
+func del(tx *bolt.Tx, bucket, key []byte) error {
+	if err := tx.Bucket(bucket).Delete(key); err != nil {
+		return fmt.Errorf("store: delete %s/%x: %w", bucket, key, err)
 	}
-	if err := del(bucketSessions, []byte(s.ID)); err != nil {
+	return nil
+}
+
+// deleteSession deletes a session, its index entries and the timers whose
+// keys name it.
+func deleteSession(tx *bolt.Tx, s *session.Session) error {
+	if err := del(tx, bucketSessions, []byte(s.ID)); err != nil {
 		return err
 	}
 	if ref := s.Params.MerchantReference; ref != "" {
-		if err := del(bucketRefs, refKey(s.MerchantID, ref, s.ID)); err != nil {
+		if err := del(tx, bucketRefs, refKey(s.MerchantID, ref, s.ID)); err != nil {
 			return err
 		}
 	}
-	if err := del(bucketExpiry, timeKey(s.Expires, s.ID)); err != nil {
+	if err := del(tx, bucketExpiry, timeKey(s.Expires, s.ID)); err != nil {
 		return err
 	}
-	if s.TransactionID != "" {
-		if err := del(bucketTransactions, []byte(s.TransactionID)); err != nil {
+	return deleteTimersOf(tx, s.ID)
+}
+
+// deleteDelivery deletes a delivery and its index entries.
+func deleteDelivery(tx *bolt.Tx, w *write, d *session.Delivery) error {
+	if d.Status == session.DeliveryPending {
+		if err := del(tx, bucketHostDue, hostDueKey(d)); err != nil {
 			return err
 		}
+		if tx.Bucket(bucketPending).Get(timeKey(d.Created, d.WebhookID)) != nil {
+			if err := del(tx, bucketPending, timeKey(d.Created, d.WebhookID)); err != nil {
+				return err
+			}
+			w.pending--
+		}
 	}
-	prefix := []byte(s.ID)
-	c := tx.Bucket(bucketSessionDeliv).Cursor()
+	if err := del(tx, bucketSessionDeliv, []byte(d.SessionID+d.WebhookID)); err != nil {
+		return err
+	}
+	return del(tx, bucketDeliveries, []byte(d.WebhookID))
+}
+
+// deleteTransactions deletes the merchant's transactions, found by its
+// index, with their index entries and timers.
+func deleteTransactions(tx *bolt.Tx, merchantID string) error {
+	prefix := []byte(merchantID)
 	var keys [][]byte
+	c := tx.Bucket(bucketMerchantTxs).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
 		id := k[len(prefix):]
-		d := new(session.Delivery)
-		if err := get(tx, bucketDeliveries, id, d); err != nil {
+		t := new(session.Transaction)
+		if err := get(tx, bucketTransactions, id, t); err != nil && !errors.Is(err, session.ErrNotFound) {
 			return err
 		}
-		if d.Status == session.DeliveryPending {
-			if err := del(bucketHostDue, hostDueKey(d)); err != nil {
+		if t.MerchantReference != "" {
+			if err := del(tx, bucketTxRefs, prefixKey(merchantID, t.MerchantReference, t.ID)); err != nil {
 				return err
 			}
-			if err := del(bucketPending, timeKey(d.Created, d.WebhookID)); err != nil {
-				return err
-			}
-			w.pending--
 		}
-		if err := del(bucketDeliveries, id); err != nil {
+		if t.OriginalTransactionID != "" {
+			if err := del(tx, bucketRefunds, []byte(t.OriginalTransactionID+t.ID)); err != nil {
+				return err
+			}
+		}
+		if err := del(tx, bucketTransactions, id); err != nil {
 			return err
 		}
-		if err := del(bucketSessionDeliv, k); err != nil {
+		if err := del(tx, bucketMerchantTxs, k); err != nil {
+			return err
+		}
+		if err := deleteTimersOf(tx, string(id)); err != nil {
 			return err
 		}
 	}
-	return deleteTimersOf(tx, s)
+	return nil
 }
 
-// deleteTimersOf deletes the timers whose keys name the session or its
-// transaction.
-func deleteTimersOf(tx *bolt.Tx, s *session.Session) error {
+// deleteAccounts deletes the merchant's bank accounts, found by their
+// customer index.
+func deleteAccounts(tx *bolt.Tx, merchantID string) error {
+	prefix := []byte(merchantID)
 	var keys [][]byte
-	err := tx.Bucket(bucketTimerKeys).ForEach(func(k, due []byte) error {
-		if bytes.Contains(k, []byte(s.ID)) || (s.TransactionID != "" && bytes.Contains(k, []byte(s.TransactionID))) {
+	c := tx.Bucket(bucketCustomerAccounts).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		// merchant id + len(customer) (2 BE) + customer + account id
+		n := int(binary.BigEndian.Uint16(k[len(prefix):]))
+		id := k[len(prefix)+2+n:]
+		if err := del(tx, bucketAccounts, id); err != nil {
+			return err
+		}
+		if err := del(tx, bucketCustomerAccounts, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteTimersOf deletes the timers whose keys name the id (of a session
+// or a transaction).
+func deleteTimersOf(tx *bolt.Tx, id string) error {
+	var keys [][]byte
+	err := tx.Bucket(bucketTimerKeys).ForEach(func(k, _ []byte) error {
+		if bytes.Contains(k, []byte(id)) {
 			keys = append(keys, bytes.Clone(k))
 		}
 		return nil
