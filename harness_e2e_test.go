@@ -461,6 +461,7 @@ func TestFailCallbacks(t *testing.T) {
 		{"url_prefix": "http://x", "count": 1},
 		{"url_prefix": "http://x", "status": "slow"},
 		{"url_prefix": "http://x", "status": 42},
+		{"url_prefix": "http://x", "status": 204},
 		{"url_prefix": "http://x", "status": 503, "count": 0},
 	} {
 		if e := rpcCall(t, p.url, tok, "sandbox.fail_callbacks", bad, nil); e == nil || e.Code != -32602 {

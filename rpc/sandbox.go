@@ -127,8 +127,8 @@ func (s *Server) sandboxFailCallbacks(ctx context.Context, r *request) (any, err
 		f.Kind = session.FaultKind(word)
 	default:
 		code, err := strconv.Atoi(string(p.Status))
-		if err != nil || code < 100 || code > 599 {
-			return nil, session.FieldError(session.NameInvalidParams, "status", `status must be an HTTP status 100 to 599, "timeout" or "reset"`)
+		if err != nil || code < 100 || code > 599 || (code >= 200 && code < 300) {
+			return nil, session.FieldError(session.NameInvalidParams, "status", `status must be a failing HTTP status (100 to 599, not 2xx), "timeout" or "reset"`)
 		}
 		f.Kind, f.Status = session.FaultStatus, code
 	}
