@@ -26,6 +26,9 @@ type Service struct {
 	verified verifiedCache
 	attempts attemptLimiter
 	owner    string // names this process in the store's claims
+	// sweeping serializes ExpireDue, so that a sweep that returns has
+	// waited for any sweep under way (sandbox.advance_time relies on it).
+	sweeping sync.Mutex
 	// merchantMu serializes read-modify-writes of merchants, so that a
 	// revocation is never overwritten by a concurrent secret upgrade.
 	merchantMu sync.Mutex
@@ -661,6 +664,8 @@ const expiryLease = time.Minute
 // changes meanwhile, or that another owner has claimed, is left to the next
 // sweep.
 func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
+	s.sweeping.Lock()
+	defer s.sweeping.Unlock()
 	now := s.Now()
 	due, err := s.store.ClaimDue(ctx, s.owner, now, expiryLease, limit)
 	if err != nil {
