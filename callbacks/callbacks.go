@@ -526,11 +526,21 @@ func (d *Dispatcher) settle(dl *session.Delivery, now time.Time, code int, err e
 // the URL, which may carry a merchant's token.
 func (d *Dispatcher) lastError(err error) string {
 	var ue *url.Error
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
 	switch {
 	case err == nil:
 		return ""
+	case errors.Is(err, errBlocked):
+		return errBlocked.Error()
 	case errors.As(err, &ue) && ue.Timeout():
 		return fmt.Sprintf("no answer within %s", d.cfg.Timeout)
+	// Neither the addresses a hostname resolved to nor the resolver's are
+	// shown: they are not the merchant's to see.
+	case errors.As(err, &dnsErr):
+		return "lookup " + dnsErr.Name + ": " + dnsErr.Err
+	case errors.As(err, &opErr) && opErr.Err != nil:
+		return opErr.Op + ": " + opErr.Err.Error()
 	case errors.As(err, &ue):
 		return ue.Err.Error()
 	}

@@ -47,7 +47,51 @@ func TestPublic(t *testing.T) {
 		{"2002:c0a8:101::1", false}, // 6to4 of 192.168.1.1
 		{"2002:7f00:1::", false},    // 6to4 of 127.0.0.1
 
+		// The rest of the IANA special-purpose registries.
+		{"::1.2.3.4", false},           // IPv4-compatible, deprecated
+		{"::8.8.8.8", false},           // IPv4-compatible of a public address
+		{"::ffff:0:127.0.0.1", false},  // SIIT IPv4-translated
+		{"::ffff:0:8.8.8.8", false},    // SIIT IPv4-translated
+		{"64:ff9b:1::a00:1", false},    // local-use NAT64
+		{"64:ff9b:1::808:808", false},  // local-use NAT64, public IPv4 inside
+		{"2001::1", false},             // Teredo
+		{"2001:0:4136:e378::1", false}, // Teredo
+		{"2001:2::1", false},           // benchmarking
+		{"2001:10::1", false},          // ORCHID, deprecated
+		{"2001:db8::1", false},         // documentation
+		{"3fff::1", false},             // documentation (RFC 9637)
+		{"fec0::1", false},             // site-local, deprecated
+		{"feff::1", false},             // site-local, deprecated
+		{"100::1", false},              // discard-only
+		{"100::ffff:1", false},         // discard-only
+		{"5f00::1", false},             // SRv6 SIDs
+		{"4000::1", false},             // outside global unicast
+		{"e000::1", false},             // outside global unicast
+		{"192.0.0.1", false},           // IETF protocol assignments
+		{"192.0.0.8", false},           // IPv4 dummy address
+		{"192.0.0.170", false},         // NAT64 discovery
+		{"192.0.2.1", false},           // TEST-NET-1
+		{"198.51.100.7", false},        // TEST-NET-2
+		{"203.0.113.9", false},         // TEST-NET-3
+		{"192.88.99.1", false},         // 6to4 relay anycast, deprecated
+		{"::ffff:192.0.0.1", false},    // mapped IETF assignment
+		{"64:ff9b::c000:201", false},   // NAT64 of 192.0.2.1
+		{"2002:c000:0201::1", false},   // 6to4 of 192.0.2.1
+		{"fe80::1%lo", false},          // zoned link-local
+
 		{"8.8.8.8", true},
+		{"192.0.1.1", true},
+		{"192.31.196.1", true}, // AS112-v4, globally reachable
+		{"192.52.193.1", true}, // AMT
+		{"192.175.48.1", true}, // AS112 direct delegation
+		{"198.17.255.255", true},
+		{"2001:1::1", true},       // PCP anycast, globally reachable
+		{"2001:3::1", true},       // AMT
+		{"2001:4:112::1", true},   // AS112-v6
+		{"2001:20::1", true},      // ORCHIDv2
+		{"2001:200::1", true},     // just past 2001::/23
+		{"2620:4f:8000::1", true}, // AS112 direct delegation
+		{"2a00:1450:4001::1", true},
 		{"1.1.1.1", true},
 		{"172.32.0.1", true},
 		{"100.128.0.1", true},
