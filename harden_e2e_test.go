@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -206,4 +207,42 @@ func TestBatchAmplification(t *testing.T) {
 	if batches.Load() == 0 || failed.Load() > 0 {
 		t.Errorf("%d batches answered, %d failed", batches.Load(), failed.Load())
 	}
+}
+
+// TestMerchantsFile: serve takes merchants from --merchants-file, so no
+// secret is in its command line, and refuses a file others may read.
+func TestMerchantsFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "merchants")
+	if err := os.WriteFile(file, []byte("# merchants\npk_file:sk_file_secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "sessiond.db")
+	p := startServer(t, "--db", db, "--merchants-file", file)
+	authorize(t, p.url, "pk_file", "sk_file_secret")
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.cmd.Process.Pid))
+	if err != nil || bytes.Contains(cmdline, []byte("sk_file_secret")) {
+		t.Errorf("/proc/PID/cmdline %q (%v) holds the secret", cmdline, err)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--db", db, "--merchants-file", file).CombinedOutput()
+	if code := exitCode(err); code != 1 || !bytes.Contains(out, []byte("chmod 600")) {
+		t.Errorf("a world-readable merchants file: exit %d, %q; want 1 and a hint", code, out)
+	}
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

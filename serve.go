@@ -70,6 +70,7 @@ func serveFlags(f *flagSet, c *server.Config, o *serveOptions) {
 	f.Var((*merchantsFlag)(&c.Merchants), "merchant", "PUBLIC_KEY:SECRET[:WHSEC]", "create or update a merchant; repeatable; env SESSIOND_MERCHANT, comma-separated")
 	f.split["merchant"] = true
 	f.envs["merchant"] = []string{"SESSIOND_MERCHANTS"}
+	f.String(&c.MerchantsFile, "merchants-file", "FILE", "more merchants, one PUBLIC_KEY:SECRET[:WHSEC] per line; the file must be mode 0600 or stricter")
 
 	f.group("Sessions")
 	f.Duration(&c.SessionTTL, "session-ttl", "how long a session lives after it is created")
@@ -269,13 +270,9 @@ func (f *merchantsFlag) String() string {
 }
 
 func (f *merchantsFlag) Set(v string) error {
-	parts := strings.Split(v, ":")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return fmt.Errorf("want PUBLIC_KEY:SECRET or PUBLIC_KEY:SECRET:CALLBACK_SECRET")
-	}
-	cr := session.Credentials{PublicKey: parts[0], Secret: parts[1]}
-	if len(parts) == 3 {
-		cr.CallbackSecret = parts[2]
+	cr, err := server.ParseMerchant(v)
+	if err != nil {
+		return err
 	}
 	*f = append(*f, cr)
 	return nil

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,9 @@ type Config struct {
 	// none, an empty data file gets a merchant named "default" whose
 	// credentials are logged once.
 	Merchants []session.Credentials
+	// MerchantsFile, if set, is read at Open (see ReadMerchantsFile) for
+	// more Merchants, so that secrets need not be on the command line.
+	MerchantsFile string
 
 	SessionTTL     time.Duration // how long a session lives after it is created
 	SessionWarning time.Duration // how long before expiry the hosted page warns
@@ -273,7 +277,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		func(ctx context.Context) { dispatcher.Run(ctx) },
 	)
 
-	if err := ensureMerchants(ctx, m.svc, c.Merchants, m.log); err != nil {
+	merchants := c.Merchants
+	if c.MerchantsFile != "" {
+		more, err := ReadMerchantsFile(c.MerchantsFile)
+		if err != nil {
+			return err
+		}
+		merchants = append(slices.Clip(merchants), more...)
+	}
+	if err := ensureMerchants(ctx, m.svc, merchants, m.log); err != nil {
 		return err
 	}
 
