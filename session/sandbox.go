@@ -118,8 +118,10 @@ func (s *Service) sandboxSettle(ctx context.Context, id string) error {
 		return err
 	}
 	switch tx.State {
-	case TxPending: // a payout or refund made by API
-		_, err = s.moveTransaction(ctx, tx, TxCompleted, "")
+	case TxPending: // withdrawals and refunds; a deposit at 1 was put there by hand
+		if tx.Type != TxTypeDeposit {
+			_, err = s.moveTransaction(ctx, tx, TxCompleted, "")
+		}
 	case TxCompleted:
 		_, err = s.moveTransaction(ctx, tx, TxCredit, "")
 	case TxCredit:
@@ -166,7 +168,7 @@ func (sb *Sandbox) Observe(c *Change) {
 			})
 		}
 	}
-	if t := c.Transaction; t != nil && (t.State == TxCompleted || t.State == TxCredit || t.State == TxPending && t.SessionID == "") {
+	if t := c.Transaction; t != nil && (t.State == TxCompleted || t.State == TxCredit || t.State == TxPending && t.Type != TxTypeDeposit) {
 		id := t.ID
 		sb.after(func(ctx context.Context) error { return sb.svc.sandboxSettle(ctx, id) })
 	}

@@ -449,11 +449,15 @@ func (s *Service) move(ctx context.Context, next *Session, to State, errorCode s
 		}
 		tx = t
 	case to == StateCompleted && next.Type == TypeWithdrawal:
+		// A withdrawal starts at 0 and moves to 1 at once, as a payout
+		// made by API does; the callbacks of both states fire.
 		t, err := s.newTransaction(next, TxTypeWithdrawal, now)
 		if err != nil {
 			return nil, err
 		}
-		t.State, t.Completed = TxCompleted, now
+		t.CustomerID = next.CustomerID
+		c.Deliveries = append(c.Deliveries, s.transactionDeliveries(next, t, now)...)
+		s.approveTransaction(t, now)
 		tx = t
 	case to.Final() && next.TransactionID != "":
 		stored, err := s.store.Transaction(ctx, next.TransactionID)

@@ -226,3 +226,41 @@ func TestTransactionPages(t *testing.T) {
 		t.Errorf("bad cursor: %v, want InvalidParams/cursor", err)
 	}
 }
+
+// TestWithdrawalSessionPays shows that a withdrawal session's transaction
+// behaves as a payout: at completion it starts at 0 and moves to 1 at
+// once, with its eta, firing the callbacks of both states.
+func TestWithdrawalSessionPays(t *testing.T) {
+	f := mustService(t)
+	ctx := context.Background()
+	ts := func(n int) *session.TransactionState { s := session.TransactionState(n); return &s }
+	s, token := f.create(t, session.TypeWithdrawal, session.Params{Amount: amount("80"), CountryID: "se", Callbacks: []session.Callback{
+		{URL: "https://m.example/cb", TransactionState: ts(0)}, {URL: "https://m.example/cb", TransactionState: ts(1)},
+		{URL: "https://m.example/cb", TransactionState: ts(4)},
+	}})
+	for _, mv := range []session.Move{{State: 1}, {State: 2}, {State: 3},
+		{State: 4, BankAccount: &session.BankAccount{Holder: "H", IBAN: "SE3550000000054910000003"}}, {State: 12}} {
+		s = f.move(t, token, mv)
+	}
+	tx, err := f.svc.Transaction(ctx, f.m, s.TransactionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx.Type != session.TxTypeWithdrawal || tx.State != session.TxPending || tx.Approved.IsZero() || !tx.ETA.Equal(tx.Approved.Add(session.DefaultPayoutETA)) ||
+		tx.ToBankAccountID != s.BankAccount.ID || tx.FromBankAccountID != session.MerchantAccountID {
+		t.Errorf("withdrawal transaction %+v: want pending, approved, eta a day on, to the picked account", tx)
+	}
+	ds, err := f.svc.Deliveries(ctx, f.m, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []session.TransactionState
+	for _, d := range ds {
+		if d.TransactionState != nil {
+			states = append(states, *d.TransactionState)
+		}
+	}
+	if len(states) != 2 || states[0] != 0 || states[1] != 1 {
+		t.Errorf("transaction callbacks %v, want [0 1]", states)
+	}
+}
