@@ -88,8 +88,8 @@ func knownNames(raw json.RawMessage, t reflect.Type, path string, strict bool) (
 		return raw, nil
 	}
 	fields := fieldsOf(t)
-	type member struct{ name, value []byte }
-	var kept []member
+	// The first pass only looks: most params name known fields only, and
+	// then raw is returned as it is, without a copy.
 	changed := false
 	err := members(raw, func(name string, v []byte) error {
 		ft, ok := fields[name]
@@ -101,13 +101,8 @@ func knownNames(raw json.RawMessage, t reflect.Type, path string, strict bool) (
 			return nil
 		}
 		value, err := knownNames(v, ft, path+name+".", strict)
-		if err != nil {
-			return err
-		}
 		changed = changed || len(value) != len(v)
-		key, _ := json.Marshal(name)
-		kept = append(kept, member{key, value})
-		return nil
+		return err
 	})
 	if errors.Is(err, errNotObject) {
 		return raw, nil // not an object: the decoder reports the wrong kind
@@ -116,13 +111,23 @@ func knownNames(raw json.RawMessage, t reflect.Type, path string, strict bool) (
 		return raw, err
 	}
 	out := []byte{'{'}
-	for i, m := range kept {
-		if i > 0 {
+	err = members(raw, func(name string, v []byte) error {
+		ft, ok := fields[name]
+		if !ok {
+			return nil
+		}
+		value, err := knownNames(v, ft, path+name+".", strict)
+		if err != nil {
+			return err
+		}
+		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(append(append(out, m.name...), ':'), m.value...)
-	}
-	return append(out, '}'), nil
+		key, _ := json.Marshal(name)
+		out = append(append(append(out, key...), ':'), value...)
+		return nil
+	})
+	return append(out, '}'), err
 }
 
 var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
