@@ -112,8 +112,9 @@ type Dispatcher struct {
 	abort    context.CancelFunc
 
 	mu       sync.Mutex
-	inflight map[string]bool // webhook ids held: being attempted or recorded
-	perHost  map[string]int  // attempts held per URL host
+	inflight map[string]bool // webhook ids held: being posted or recorded
+	posting  int             // POSTs in flight
+	perHost  map[string]int  // POSTs in flight per URL host
 	ended    chan struct{}   // closed, and replaced, whenever an attempt ends
 	stuck    error           // why outcomes or claims fail now; nil when they work
 }
@@ -305,7 +306,11 @@ func (d *Dispatcher) busy() (bool, <-chan struct{}) {
 // claim falls due.
 func (d *Dispatcher) start(ctx context.Context, now time.Time) (time.Time, error) {
 	d.mu.Lock()
-	room := d.cfg.Workers - len(d.inflight)
+	// A slot is free once its POST has ended; the outcome is recorded
+	// after, sharing commits with the others, so the receiver's answer and
+	// not the fsync paces the attempts. While outcomes cannot be written,
+	// those held pile up to maxHeld and claiming stops.
+	room := min(d.cfg.Workers-d.posting, d.maxHeld()-len(d.inflight))
 	busy := make(map[string]int, len(d.perHost))
 	for h, n := range d.perHost {
 		busy[h] = n
@@ -333,12 +338,15 @@ func (d *Dispatcher) start(ctx context.Context, now time.Time) (time.Time, error
 	for _, dl := range claimed.Deliveries {
 		host := dl.Host()
 		if !d.hold(dl.WebhookID, host) {
-			continue // held already: its outcome is being recorded
+			// Held already, its outcome being recorded: a lease that ran
+			// out while the store could not write. Never posted twice.
+			continue
 		}
 		secret, known := secrets[dl.MerchantID]
 		if !known {
 			if secret, err = d.secret(ctx, dl.MerchantID); err != nil {
-				d.unhold(dl.WebhookID, host)
+				d.posted(host)
+				d.unhold(dl.WebhookID)
 				release = append(release, dl.WebhookID)
 				continue
 			}
@@ -355,7 +363,12 @@ func (d *Dispatcher) start(ctx context.Context, now time.Time) (time.Time, error
 	return claimed.Next, nil
 }
 
-// hold marks a delivery held, unless it is already.
+// maxHeld caps the deliveries held at once: being posted, or posted and
+// waiting for their outcome to be recorded.
+func (d *Dispatcher) maxHeld() int { return 4 * d.cfg.Workers }
+
+// hold marks a delivery held and its POST in flight, unless it is held
+// already.
 func (d *Dispatcher) hold(id, host string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -363,17 +376,27 @@ func (d *Dispatcher) hold(id, host string) bool {
 		return false
 	}
 	d.inflight[id] = true
+	d.posting++
 	d.perHost[host]++
 	return true
 }
 
-// unhold undoes hold and wakes Flush and Run.
-func (d *Dispatcher) unhold(id, host string) {
+// posted frees the POST slot taken by hold, and wakes Run.
+func (d *Dispatcher) posted(host string) {
 	d.mu.Lock()
-	delete(d.inflight, id)
+	d.posting--
 	if d.perHost[host]--; d.perHost[host] <= 0 {
 		delete(d.perHost, host)
 	}
+	d.mu.Unlock()
+	d.Notify()
+}
+
+// unhold lets a delivery go once its outcome is recorded (or given up),
+// and wakes Flush and Run.
+func (d *Dispatcher) unhold(id string) {
+	d.mu.Lock()
+	delete(d.inflight, id)
 	close(d.ended)
 	d.ended = make(chan struct{})
 	d.mu.Unlock()
@@ -398,7 +421,7 @@ func (d *Dispatcher) secret(ctx context.Context, merchantID string) (string, err
 // again after a backoff, never posted again; an attempt cut off by Abort
 // is released unrecorded.
 func (d *Dispatcher) attempt(dl *session.Delivery, host, secret string) {
-	defer d.unhold(dl.WebhookID, host)
+	defer d.unhold(dl.WebhookID)
 	ctx := d.attempts
 	now, stamp := d.cfg.Now(), d.cfg.Stamp()
 	f, faulty := d.cfg.Faults.take(dl)
@@ -409,6 +432,7 @@ func (d *Dispatcher) attempt(dl *session.Delivery, host, secret string) {
 	} else {
 		code, err = d.post(ctx, dl, secret, stamp)
 	}
+	d.posted(host)
 	if ctx.Err() != nil {
 		if rerr := d.outbox.ReleaseDeliveries(context.Background(), d.cfg.Owner, []string{dl.WebhookID}); rerr != nil {
 			d.cfg.Log.Error().Err(rerr).Str("webhook_id", dl.WebhookID).Msg("cannot release callback delivery")

@@ -61,3 +61,31 @@ func BenchmarkSession(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkOutboxStats reads the outbox gauges with 0 and 20 000 pending
+// deliveries: a counter and the first key of an index, whatever the backlog.
+func BenchmarkOutboxStats(b *testing.B) {
+	for _, pending := range []int{0, 20000} {
+		b.Run(fmt.Sprintf("pending-%d", pending), func(b *testing.B) {
+			db, _ := MustOpen(b)
+			st := session.StateCompleted
+			var cs []*session.Change
+			for i := range pending {
+				s := newSession(fmt.Sprintf("s%08d", i), 1)
+				d := &session.Delivery{WebhookID: fmt.Sprintf("w%08d", i), SessionID: s.ID, URL: "http://a.example/", SessionState: &st, Status: session.DeliveryPending, NextAttempt: t0, Created: t0}
+				cs = append(cs, &session.Change{Session: s, Deliveries: []*session.Delivery{d}})
+			}
+			for _, err := range db.SaveBatch(context.Background(), cs) {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				if got, err := db.OutboxStats(context.Background()); err != nil || got.Pending != pending {
+					b.Fatalf("OutboxStats = %+v, %v", got, err)
+				}
+			}
+		})
+	}
+}
