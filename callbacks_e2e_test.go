@@ -257,3 +257,65 @@ func TestSandboxScenarios(t *testing.T) {
 		t.Errorf("sandbox method without --sandbox: %+v, want -32601", e)
 	}
 }
+
+// TestSandboxResumesAfterRestart kills a sandbox server in the middle of
+// every scenario (SIGKILL) and starts it again on the same file: each
+// scenario goes on from where it was to its end, because the schedule is
+// in the store, not in memory.
+func TestSandboxResumesAfterRestart(t *testing.T) {
+	rcv := newReceiver(t)
+	db := filepath.Join(t.TempDir(), "sessiond.db")
+	args := []string{"--db", db, "--merchant", "pk_sb:sk_sb:" + e2eWhsec, "--sandbox", "--sandbox-delay", "300ms", "--callback-allow-private"}
+	p := startServer(t, args...)
+	token := authorize(t, p.url, "pk_sb", "sk_sb")
+	all := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	want := map[string][]int{
+		"completed": {1, 2, 3, 4, 5, 8, 9, 12, 100, 104, 105, 106},
+		"aborted":   {1, 10},
+		"failed":    {1, 11},
+	}
+	ids := map[string]string{}
+	for _, ref := range []string{"completed", "aborted", "failed"} {
+		var s struct{ ID string }
+		mustCall(t, p.url, token, "session.create_deposit", map[string]any{
+			"amount": "5", "country_id": "se", "merchant_reference": ref,
+			"callbacks": callbackParams(rcv.srv.URL, all, []int{0, 1, 2, 3, 4, 5, 6, 7}),
+		}, &s)
+		ids[s.ID] = ref
+	}
+	// The first step of each (state 1) is in, the last of none: kill.
+	rcv.waitFor(3)
+	p.stop(t, syscall.SIGKILL)
+	rcv.mu.Lock()
+	before := len(rcv.got)
+	rcv.mu.Unlock()
+	if before >= 16 {
+		t.Fatalf("every callback arrived (%d) before the kill; the test proves nothing", before)
+	}
+	startServer(t, args...)
+	got := rcv.waitFor(16)
+	bySession := map[string][]int{}
+	for _, cb := range got {
+		sid := cb.SessionID
+		if sid == "" { // a transaction callback; only "completed" has one
+			sid = "tx"
+		}
+		bySession[sid] = append(bySession[sid], states([]callback{cb})...)
+	}
+	for id, ref := range ids {
+		sessionStates := bySession[id]
+		var wantSession []int
+		for _, st := range want[ref] {
+			if st < 100 {
+				wantSession = append(wantSession, st)
+			}
+		}
+		if !equalInts(sessionStates, wantSession) {
+			t.Errorf("%s: session callbacks %v across the restart, want %v", ref, sessionStates, wantSession)
+		}
+	}
+	if !equalInts(bySession["tx"], []int{100, 104, 105, 106}) {
+		t.Errorf("transaction callbacks %v across the restart, want [100 104 105 106]", bySession["tx"])
+	}
+	t.Logf("%d of 16 callbacks before the kill, the rest after the restart", before)
+}

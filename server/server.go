@@ -263,10 +263,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		sandbox := session.NewSandbox(m.svc, c.SandboxDelay, func(err error) {
 			m.log.Error().Err(err).Msg("sandbox step")
 		})
-		m.follow(feed.Subscribe(1<<16), func(ctx context.Context, sub *session.Subscription) {
-			sub.Follow(ctx, sandbox.Observe, m.lost("sandbox"))
+		// Its schedule is in the store; the feed only wakes it early.
+		m.follow(feed.Subscribe(1<<10), func(ctx context.Context, sub *session.Subscription) {
+			sub.Follow(ctx, sandbox.Observe, nil)
 		})
-		m.closers = append(m.closers, sandbox.Close)
+		m.workers = append(m.workers, func(ctx context.Context) { sandbox.Run(ctx) })
 	}
 	m.workers = append(m.workers,
 		func(ctx context.Context) {

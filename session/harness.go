@@ -27,7 +27,7 @@ func (s *Service) expireNow(ctx context.Context, sess *Session) (*Session, error
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Save(ctx, change); err != nil {
+	if err := s.save(ctx, change); err != nil {
 		return nil, err
 	}
 	return change.Session, nil

@@ -2,7 +2,7 @@ package session
 
 import (
 	"context"
-	"sync"
+	"strings"
 	"time"
 )
 
@@ -37,7 +37,7 @@ func (s *Service) SandboxAdvance(ctx context.Context, id string) (*Session, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Save(ctx, change); err != nil {
+	if err := s.save(ctx, change); err != nil {
 		return nil, err
 	}
 	return change.Session, nil
@@ -104,7 +104,7 @@ func (s *Service) moveTransaction(ctx context.Context, tx *Transaction, to Trans
 		next.ErrorCode = errorCode
 	}
 	c := &Change{Transaction: &next, TxFrom: &from, Deliveries: s.transactionDeliveries(sess, &next, now)}
-	if err := s.store.Save(ctx, c); err != nil {
+	if err := s.save(ctx, c); err != nil {
 		return nil, err
 	}
 	return &next, nil
@@ -130,83 +130,156 @@ func (s *Service) sandboxSettle(ctx context.Context, id string) error {
 	return err
 }
 
-// Sandbox drives sessions and transactions by themselves, as Brite's
-// sandbox does: sessions whose merchant reference is "completed",
-// "aborted" or "failed" move one state per Delay to that outcome, and
-// completed transactions go on to credit and settled. Its schedule is in
-// memory: after a restart, sessions it was driving stay where they are.
-// Create it with NewSandbox; call Close when finished.
-type Sandbox struct {
-	svc     *Service
-	delay   time.Duration
-	onError func(error)
+// Keys of the sandbox's timers in the store.
+const (
+	sandboxSessionKey = "sandbox/session/"
+	sandboxTxKey      = "sandbox/transaction/"
+)
 
-	mu     sync.Mutex
-	timers map[*time.Timer]struct{}
-	closed bool
-	wg     sync.WaitGroup
-}
-
-// NewSandbox returns a Sandbox that moves things every delay and reports
-// failed moves to onError.
-func NewSandbox(svc *Service, delay time.Duration, onError func(error)) *Sandbox {
-	return &Sandbox{svc: svc, delay: delay, onError: onError, timers: map[*time.Timer]struct{}{}}
-}
-
-// Observe schedules the next sandbox step after a committed change. It
-// never blocks, so it can be called from the store's commit hook.
-func (sb *Sandbox) Observe(c *Change) {
-	if c.Session != nil {
-		if _, _, ok := sandboxNext(c.Session); ok {
-			id := c.Session.ID
-			sb.after(func(ctx context.Context) error {
-				_, err := sb.svc.SandboxAdvance(ctx, id)
-				if ErrorName(err) == NameApprovalRequired {
-					return nil // waits for session.approve, whose change schedules it again
-				}
-				return err
-			})
+// sandboxTimers adds to c the sandbox's next step of what c changes, due
+// a SandboxDelay after now: the next move of a session whose merchant
+// reference names an outcome (or the end of its schedule), and the next
+// settlement step of a completed transaction (or of a pending payout or
+// refund). The schedule is saved with
+// the change that makes it, so a restart resumes it where it was.
+func (s *Service) sandboxTimers(c *Change, now time.Time) {
+	if s.SandboxDelay <= 0 {
+		return
+	}
+	due := now.Add(s.SandboxDelay)
+	if sess := c.Session; sess != nil {
+		if _, magic := scenarioOf(sess.Params.MerchantReference); magic {
+			t := Timer{Key: sandboxSessionKey + sess.ID}
+			if _, _, ok := sandboxNext(sess); ok {
+				t.Due = due
+			}
+			c.Timers = append(c.Timers, t)
 		}
 	}
 	if t := c.Transaction; t != nil && (t.State == TxCompleted || t.State == TxCredit || t.State == TxPending && t.Type != TxTypeDeposit) {
-		id := t.ID
-		sb.after(func(ctx context.Context) error { return sb.svc.sandboxSettle(ctx, id) })
+		c.Timers = append(c.Timers, Timer{Key: sandboxTxKey + t.ID, Due: due})
 	}
 }
 
-func (sb *Sandbox) after(step func(context.Context) error) {
-	sb.mu.Lock()
-	defer sb.mu.Unlock()
-	if sb.closed {
-		return
+// save saves c with the timers it schedules.
+func (s *Service) save(ctx context.Context, c *Change) error {
+	s.sandboxTimers(c, s.Now())
+	return s.store.Save(ctx, c)
+}
+
+// saveBatch saves cs, each with the timers it schedules.
+func (s *Service) saveBatch(ctx context.Context, cs []*Change) []error {
+	now := s.Now()
+	for _, c := range cs {
+		s.sandboxTimers(c, now)
 	}
-	sb.wg.Add(1)
-	var t *time.Timer
-	t = time.AfterFunc(sb.delay, func() {
-		defer sb.wg.Done()
-		sb.mu.Lock()
-		delete(sb.timers, t)
-		sb.mu.Unlock()
-		// A conflict means the session or transaction moved meanwhile;
-		// that move scheduled what comes next, if anything. Not found:
-		// sandbox.reset deleted it.
-		if err := step(context.Background()); err != nil && ErrorCode(err) != CodeConflict && ErrorCode(err) != CodeNotFound {
+	return s.store.SaveBatch(ctx, cs)
+}
+
+// sandboxStep runs the sandbox step a timer names.
+func (s *Service) sandboxStep(ctx context.Context, key string) error {
+	switch {
+	case strings.HasPrefix(key, sandboxSessionKey):
+		_, err := s.SandboxAdvance(ctx, strings.TrimPrefix(key, sandboxSessionKey))
+		if ErrorName(err) == NameApprovalRequired {
+			return nil // waits for session.approve, whose change schedules it again
+		}
+		return err
+	case strings.HasPrefix(key, sandboxTxKey):
+		return s.sandboxSettle(ctx, strings.TrimPrefix(key, sandboxTxKey))
+	}
+	return nil // not the sandbox's
+}
+
+// Sandbox drives sessions and transactions by themselves, as Brite's
+// sandbox does: sessions whose merchant reference is "completed",
+// "aborted" or "failed" move one state per delay to that outcome, and
+// completed transactions go on to credit and settled. Its schedule is kept
+// in the store as timers saved with each change, so a restart resumes
+// every scenario where it was, and the steps are claimed, so two
+// processes on one database never take the same step. Create it with
+// NewSandbox, run it with Run.
+type Sandbox struct {
+	svc     *Service
+	onError func(error)
+	wake    chan struct{}
+}
+
+// sandboxLease is how long a step is held by the process that claimed it.
+const sandboxLease = 30 * time.Second
+
+// NewSandbox turns the sandbox on in svc, one step every delay (set before
+// svc's first call), and returns the Sandbox that takes the steps,
+// reporting failed ones to onError.
+func NewSandbox(svc *Service, delay time.Duration, onError func(error)) *Sandbox {
+	svc.SandboxDelay = delay
+	return &Sandbox{svc: svc, onError: onError, wake: make(chan struct{}, 1)}
+}
+
+// Observe wakes Run for a committed change that schedules a step; it
+// never blocks.
+func (sb *Sandbox) Observe(c *Change) {
+	if len(c.Timers) > 0 {
+		select {
+		case sb.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run takes the steps as they fall due until ctx is done: at once, when
+// Observe is told of a new step, when the next falls due, and at least
+// every second.
+func (sb *Sandbox) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sb.wake:
+		case <-timer.C:
+		}
+		next, err := sb.steps(ctx)
+		if err != nil && ctx.Err() == nil {
 			sb.onError(err)
 		}
-	})
-	sb.timers[t] = struct{}{}
+		wait := time.Second
+		if now := sb.svc.Now(); !next.IsZero() && next.Before(now.Add(wait)) {
+			wait = max(next.Sub(now), 0)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
 }
 
-// Close stops the steps not yet started and waits for those running.
-func (sb *Sandbox) Close() {
-	sb.mu.Lock()
-	sb.closed = true
-	for t := range sb.timers {
-		if t.Stop() {
-			sb.wg.Done()
+// steps takes every step due now and returns when the next is due.
+func (sb *Sandbox) steps(ctx context.Context) (time.Time, error) {
+	for {
+		now := sb.svc.Now()
+		due, next, err := sb.svc.store.ClaimTimers(ctx, sb.svc.owner, now, sandboxLease, 100)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, t := range due {
+			// A conflict means the session or transaction moved meanwhile;
+			// that move scheduled what comes next, if anything. Not found:
+			// sandbox.reset deleted it.
+			if err := sb.svc.sandboxStep(ctx, t.Key); err != nil && ErrorCode(err) != CodeConflict && ErrorCode(err) != CodeNotFound {
+				sb.onError(err)
+				continue // claimed until its lease ends, then tried again
+			}
+			if err := sb.svc.store.DoneTimer(ctx, sb.svc.owner, t); err != nil {
+				sb.onError(err)
+			}
+		}
+		if len(due) < 100 {
+			return next, nil
 		}
 	}
-	sb.timers = nil
-	sb.mu.Unlock()
-	sb.wg.Wait()
 }

@@ -59,6 +59,10 @@ type Service struct {
 	// PayoutETA is how long after approval a payout or refund is expected
 	// to settle (its eta); 0 means DefaultPayoutETA.
 	PayoutETA time.Duration
+	// SandboxDelay, if positive, turns the sandbox on: sessions with a
+	// magic merchant reference are moved one step per SandboxDelay (see
+	// NewSandbox).
+	SandboxDelay time.Duration
 }
 
 // Defaults of the Service's settings.
@@ -102,7 +106,7 @@ func (s *Service) Create(ctx context.Context, m *Merchant, t Type, p *Params) (*
 	if err != nil {
 		return nil, "", err
 	}
-	if err := s.store.Save(ctx, &Change{Session: sess}); err != nil {
+	if err := s.save(ctx, &Change{Session: sess}); err != nil {
 		return nil, "", err
 	}
 	if err := s.sandboxCreated(ctx, sess); err != nil {
@@ -362,7 +366,7 @@ func (s *Service) ClientTransition(ctx context.Context, token string, mv Move, c
 	if to == StateBankAccountSelectionCompleted && next.BankAccount != nil {
 		change.Account = sessionAccountRecord(next, now)
 	}
-	if err := s.store.Save(ctx, change); err != nil {
+	if err := s.save(ctx, change); err != nil {
 		return nil, err
 	}
 	return change.Session, nil
@@ -594,7 +598,7 @@ func (s *Service) Approve(ctx context.Context, m *Merchant, id string) (*Session
 	next := sess.clone()
 	next.Approval = ApprovalApproved
 	next.Version++
-	if err := s.store.Save(ctx, &Change{Session: next}); err != nil {
+	if err := s.save(ctx, &Change{Session: next}); err != nil {
 		return nil, err
 	}
 	return next, nil
@@ -618,7 +622,7 @@ func (s *Service) Reject(ctx context.Context, m *Merchant, id string) (*Session,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Save(ctx, change); err != nil {
+	if err := s.save(ctx, change); err != nil {
 		return nil, err
 	}
 	return change.Session, nil
@@ -654,7 +658,7 @@ func (s *Service) expire(ctx context.Context, sess *Session, now time.Time) (boo
 	if err != nil {
 		return false, err
 	}
-	if err := s.store.Save(ctx, change); err != nil {
+	if err := s.save(ctx, change); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -691,7 +695,7 @@ func (s *Service) ExpireDue(ctx context.Context, limit int) (int, error) {
 		changes = append(changes, c)
 	}
 	n := 0
-	for _, err := range s.store.SaveBatch(ctx, changes) {
+	for _, err := range s.saveBatch(ctx, changes) {
 		switch {
 		case err == nil:
 			n++

@@ -216,7 +216,7 @@ func (s *Service) CreatePayout(ctx context.Context, m *Merchant, p *Payout) (*Tr
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Save(ctx, c); err != nil {
+	if err := s.save(ctx, c); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -293,7 +293,7 @@ func (s *Service) CreateRefund(ctx context.Context, m *Merchant, p *Refund) (*Tr
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Save(ctx, c); err != nil {
+	if err := s.save(ctx, c); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -313,7 +313,7 @@ func (s *Service) ApproveTransaction(ctx context.Context, m *Merchant, id string
 	s.approveTransaction(&next, now)
 	from := t.State
 	c := &Change{Transaction: &next, TxFrom: &from, Deliveries: s.transactionDeliveries(nil, &next, now)}
-	if err := s.store.Save(ctx, c); err != nil {
+	if err := s.save(ctx, c); err != nil {
 		return nil, err
 	}
 	return &next, nil
@@ -332,7 +332,7 @@ func (s *Service) RejectTransaction(ctx context.Context, m *Merchant, id string)
 	next.State, next.Completed, next.ErrorCode = TxAborted, now, ErrorCodeMerchantRejected
 	from := t.State
 	c := &Change{Transaction: &next, TxFrom: &from, Deliveries: s.transactionDeliveries(nil, &next, now)}
-	if err := s.store.Save(ctx, c); err != nil {
+	if err := s.save(ctx, c); err != nil {
 		return nil, err
 	}
 	return &next, nil
