@@ -72,6 +72,13 @@ func startBinary(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=1"), env...)
+	return startCmd(t, cmd)
+}
+
+// startCmd runs cmd, which runs `sessiond serve` logging JSON to its
+// stderr, and waits until it logs that it listens.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

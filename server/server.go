@@ -170,6 +170,14 @@ type Main struct {
 	workerCtx   context.Context
 	stopWorkers context.CancelFunc
 	wg          sync.WaitGroup
+	dispatcher  *callbacks.Dispatcher
+
+	// readiness is the worker that keeps /readyz true to the store and
+	// the callback engine; Close stops it first.
+	readyCtx  context.Context
+	stopReady context.CancelFunc
+	readyDone chan struct{}
+	readyRuns bool
 
 	mu        sync.Mutex // orders Run's start against a concurrent Close
 	closed    bool
@@ -179,8 +187,9 @@ type Main struct {
 
 // New returns a Main for cfg; it does nothing until Open.
 func New(cfg Config) *Main {
-	m := &Main{cfg: cfg, log: cfg.Log, clock: new(session.Clock)}
+	m := &Main{cfg: cfg, log: cfg.Log, clock: new(session.Clock), readyDone: make(chan struct{})}
 	m.workerCtx, m.stopWorkers = context.WithCancel(context.Background())
+	m.readyCtx, m.stopReady = context.WithCancel(context.Background())
 	return m
 }
 
@@ -254,6 +263,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if controls != nil {
 		controls.dispatcher = dispatcher
 	}
+	m.dispatcher = dispatcher
 	m.follow(feed.Subscribe(1<<16), func(ctx context.Context, sub *session.Subscription) {
 		sub.Follow(ctx, met.ObserveChange, m.lost("metrics"))
 	})
@@ -445,6 +455,8 @@ func (m *Main) Run(ctx context.Context) error {
 		}()
 	}
 	m.rpc.SetReady(true)
+	m.readyRuns = true
+	go m.readiness(m.readyCtx)
 	m.mu.Unlock()
 	m.log.Info().Str("addr", m.ln.Addr().String()).Str("db", m.cfg.DB).Str("version", m.cfg.Version).Msg("listening")
 	if err := m.announce(); err != nil {
@@ -495,17 +507,29 @@ func (m *Main) Close() error {
 func (m *Main) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// The whole shutdown fits in ShutdownTimeout: requests and callback
+	// attempts in flight share it, and what is left at the end is cut off
+	// (a callback attempt is then made again after the restart).
+	// A tenth of it (at most 200ms) is kept for what comes after the cut:
+	// releasing the attempts, writing the touches, closing the file.
+	reserve := min(m.cfg.ShutdownTimeout/10, 200*time.Millisecond)
+	shutdown, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout-reserve)
+	defer cancel()
+	m.stopReady()
+	if m.readyRuns {
+		<-m.readyDone
+	}
 	m.closed = true
 	if m.rpc != nil {
 		m.rpc.SetReady(false)
 	}
 	m.unannounce()
+	// Workers stop taking new work at once; attempts in flight go on.
+	m.stopWorkers()
 	if m.http != nil {
-		shutdown, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
 		if err := m.http.Shutdown(shutdown); err != nil {
 			m.log.Warn().Err(err).Msg("in-flight requests cut off")
 		}
-		cancel()
 	}
 	if m.debug != nil {
 		m.debug.Close()
@@ -516,17 +540,86 @@ func (m *Main) close() error {
 			ln.Close()
 		}
 	}
-	m.stopWorkers()
 	for i := len(m.closers) - 1; i >= 0; i-- {
 		m.closers[i]()
 	}
-	m.wg.Wait()
+	workersDone := make(chan struct{})
+	go func() { m.wg.Wait(); close(workersDone) }()
+	select {
+	case <-workersDone:
+	case <-shutdown.Done():
+		m.log.Warn().Msg("callback attempts in flight cut off at the shutdown timeout; they will be made again")
+		if m.dispatcher != nil {
+			m.dispatcher.Abort()
+		}
+		<-workersDone
+	}
 	if m.db != nil {
 		if err := m.db.Close(); err != nil {
 			return fmt.Errorf("close database: %w", err)
 		}
 	}
 	return nil
+}
+
+// Readiness is looked at every readyEvery; after a commit fails the
+// server is not ready for readyHold, so a write that fails now and then
+// (a disk nearly full takes small writes and refuses large ones) keeps it
+// out of rotation.
+const (
+	readyEvery = time.Second
+	readyHold  = 5 * time.Second
+)
+
+// readiness keeps /readyz true to what the server can do: not ready while
+// the data file cannot be written (a commit failed within readyHold; a
+// probe write each second finds out when it can again) or the callback
+// engine is stuck (outcomes or claims fail). Changes of readiness are
+// logged once each.
+func (m *Main) readiness(ctx context.Context) {
+	defer close(m.readyDone)
+	t := time.NewTicker(readyEvery)
+	defer t.Stop()
+	var (
+		was       error
+		failures  = m.db.CommitFailures()
+		lastErr   error
+		heldUntil time.Time
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if !now.Before(heldUntil) && m.db.WriteErr() != nil {
+			m.db.Probe(ctx) // its failure, if any, is counted below
+		}
+		if n := m.db.CommitFailures(); n != failures {
+			failures, heldUntil, lastErr = n, now.Add(readyHold), m.db.WriteErr()
+			if lastErr == nil {
+				lastErr = errors.New("server: a commit failed within the last seconds")
+			}
+		}
+		var err error
+		if now.Before(heldUntil) {
+			err = lastErr
+		} else if err = m.db.WriteErr(); err != nil {
+			heldUntil = now // probed again at the next look
+		}
+		if err == nil {
+			err = m.dispatcher.Stuck()
+		}
+		m.rpc.SetReady(err == nil)
+		switch {
+		case err != nil && was == nil:
+			m.log.Error().Err(err).Msg("not ready")
+		case err == nil && was != nil:
+			m.log.Info().Msg("ready again")
+		}
+		was = err
+	}
 }
 
 // ensureMerchants creates or updates the merchants given, or, on a data

@@ -41,6 +41,8 @@ var (
 	bucketTimers       = []byte("timers")     // due (8 BE) + key → nil
 	bucketTimerKeys    = []byte("timer_keys") // key → due (8 BE)
 
+	bucketProbe = []byte("probe") // written by Probe only
+
 	// bucketDue (next attempt + webhook id) is the due index of data files
 	// written before host_due; Open moves it into host_due and pending.
 	bucketDue = []byte("due")
@@ -92,8 +94,10 @@ type DB struct {
 	claims  claims
 	pending atomic.Int64 // pending deliveries
 
-	commits atomic.Uint64 // bolt transactions committed by the committer
-	written atomic.Uint64 // writes answered by them
+	commits  atomic.Uint64         // bolt transactions committed by the committer
+	written  atomic.Uint64         // writes answered by them
+	failing  atomic.Pointer[error] // the error of the last commit, if it failed
+	failures atomic.Uint64         // commits that failed
 }
 
 // Open opens (creating if needed) the database at path and starts its
@@ -268,11 +272,15 @@ func (db *DB) commit(batch []*write) {
 			continue
 		}
 		if err != nil {
+			err = fmt.Errorf("store: commit: %w", err)
+			db.failing.Store(&err)
+			db.failures.Add(1)
 			for _, w := range batch {
-				w.err <- fmt.Errorf("store: commit: %w", err)
+				w.err <- err
 			}
 			return
 		}
+		db.failing.Store(nil)
 		db.commits.Add(1)
 		db.written.Add(uint64(len(batch)))
 		if db.onCmt != nil {
@@ -296,6 +304,30 @@ func (db *DB) commit(batch []*write) {
 		}
 		return
 	}
+}
+
+// WriteErr returns the error of the last commit if it failed (the disk is
+// full, say), or nil once a commit has succeeded since.
+func (db *DB) WriteErr() error {
+	if err := db.failing.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// CommitFailures returns how many commits have failed since Open.
+func (db *DB) CommitFailures() uint64 { return db.failures.Load() }
+
+// Probe commits a write of its own, so that WriteErr tells whether the
+// file can be written now; it returns the commit's error.
+func (db *DB) Probe(ctx context.Context) error {
+	return db.update(ctx, func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketProbe)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("probe"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	})
 }
 
 func run(w *write, tx *bolt.Tx) (err error) {
