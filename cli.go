@@ -498,12 +498,13 @@ func parseDuration(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// humanDuration writes d without zero tails: 30m, not 30m0s; whole days as 90d.
+// humanDuration writes d without zero tails: 30m, not 30m0s; whole days
+// past one as 90d.
 func humanDuration(d time.Duration) string {
 	if d == 0 {
 		return "0"
 	}
-	if d%(24*time.Hour) == 0 {
+	if d%(24*time.Hour) == 0 && d > 24*time.Hour {
 		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 	}
 	s := d.String()

@@ -15,8 +15,9 @@ import (
 
 // load sends session.create_deposit from conns connections until stop is
 // closed, and returns the ids of the creates that were answered with a
-// result: each of them was acknowledged, so must survive anything.
-func load(t *testing.T, url, bearer string, conns int, stop <-chan struct{}, answered chan<- struct{}) func() []string {
+// result: each of them was acknowledged, so must survive anything. Each
+// such id is also handed to onAck, if given, as it is answered.
+func load(t *testing.T, url, bearer string, conns int, stop <-chan struct{}, answered chan<- struct{}, onAck ...func(id string)) func() []string {
 	var mu sync.Mutex
 	var ids []string
 	var wg sync.WaitGroup
@@ -48,6 +49,9 @@ func load(t *testing.T, url, bearer string, conns int, stop <-chan struct{}, ans
 				mu.Lock()
 				ids = append(ids, r.Result.ID)
 				mu.Unlock()
+				for _, f := range onAck {
+					f(r.Result.ID)
+				}
 				select {
 				case answered <- struct{}{}:
 				default:

@@ -290,10 +290,11 @@ func withMerchant(pk, secret, callbackSecret string) func(*server.Config) {
 }
 
 // TestLockedDatabase starts a second server, and a merchant command, on a
-// database in use: each fails clearly with exit code 1, without hanging.
+// database in use by a server without an admin socket: each fails clearly
+// with exit code 1, without hanging.
 func TestLockedDatabase(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "sessiond.db")
-	startServer(t, "--db", db)
+	startServer(t, "--db", db, "--admin-socket", "") // no live admin: the file alone
 
 	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--db", db, "--lock-timeout", "500ms")
 	out, err := cmd.CombinedOutput()

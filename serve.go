@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sessiond/sessiond/admin"
 	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/web"
@@ -35,6 +36,9 @@ logged once. SIGINT and SIGTERM stop it gracefully.`,
 				return usagef("sessiond serve: takes flags only, not %q", pos[0])
 			}
 			o.levelFromFile = !f.given["log-level"]
+			if !f.given["admin-socket"] {
+				c.AdminSocket = admin.DefaultSocket(c.DB)
+			}
 			return serve(env, c, o)
 		}
 	},
@@ -65,6 +69,8 @@ func serveFlags(f *flagSet, c *server.Config, o *serveOptions) {
 	f.group("Data")
 	f.String(&c.DB, "db", "FILE", "data file, created if missing")
 	f.Duration(&c.LockTimeout, "lock-timeout", "how long to wait for a data file locked by another process")
+
+	f.String(&c.AdminSocket, "admin-socket", "PATH", `Unix socket (mode 0600) for the merchant and backup commands while running; "" turns it off (default FILE.admin.sock beside --db)`)
 
 	f.group("Merchants")
 	f.Var((*merchantsFlag)(&c.Merchants), "merchant", "PUBLIC_KEY:SECRET[:WHSEC]", "create or update a merchant; repeatable; env SESSIOND_MERCHANT, comma-separated")

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -403,8 +404,9 @@ func (d *Dispatcher) unhold(id string) {
 	d.Notify()
 }
 
-// secret returns the callback secret of a merchant, or "" if the merchant
-// is not stored (its deliveries can never be signed).
+// secret returns the callback secrets of a merchant, space-separated
+// (the new and the old one during a rotation's overlap), or "" if the
+// merchant is not stored (its deliveries can never be signed).
 func (d *Dispatcher) secret(ctx context.Context, merchantID string) (string, error) {
 	m, err := d.outbox.Merchant(ctx, merchantID)
 	if errors.Is(err, session.ErrNotFound) {
@@ -413,7 +415,7 @@ func (d *Dispatcher) secret(ctx context.Context, merchantID string) (string, err
 	if err != nil {
 		return "", fmt.Errorf("callbacks: merchant %s: %w", merchantID, err)
 	}
-	return m.CallbackSecret, nil
+	return strings.Join(m.CallbackSecrets(d.cfg.Now()), " "), nil
 }
 
 // attempt sends a claimed delivery once and records the outcome, then
@@ -498,10 +500,20 @@ var errUnsigned = errors.New("callbacks: no valid callback secret")
 // status.
 func (d *Dispatcher) post(ctx context.Context, dl *session.Delivery, secret string, now time.Time) (int, error) {
 	body := dl.Body()
-	sig, err := Sign(secret, dl.WebhookID, now, body)
-	if err != nil {
+	// Standard Webhooks: several signatures, space-separated, one per
+	// secret in use.
+	var sigs []string
+	for _, sec := range strings.Fields(secret) {
+		sig, err := Sign(sec, dl.WebhookID, now, body)
+		if err != nil {
+			return 0, errUnsigned
+		}
+		sigs = append(sigs, sig)
+	}
+	if len(sigs) == 0 {
 		return 0, errUnsigned
 	}
+	sig := strings.Join(sigs, " ")
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, dl.URL, bytes.NewReader(body))

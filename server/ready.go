@@ -65,9 +65,14 @@ func (m *Main) announce() error {
 	return nil
 }
 
-// adminSocket is the admin socket's path for the ready file; this server
-// has none yet.
-func (m *Main) adminSocket() string { return "" }
+// adminSocket is the admin socket's path for the ready file; "" when
+// the server has none.
+func (m *Main) adminSocket() string {
+	if m.adminLn == nil {
+		return ""
+	}
+	return m.cfg.AdminSocket
+}
 
 // unannounce removes the ready file, so that a stopped server does not
 // look ready.

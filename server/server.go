@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sessiond/sessiond/admin"
 	"github.com/sessiond/sessiond/callbacks"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/rpc"
@@ -89,6 +90,10 @@ type Config struct {
 	// LockTimeout is how long Open waits for a data file locked by
 	// another process.
 	LockTimeout time.Duration
+
+	// AdminSocket, if set, is the path of the Unix socket (mode 0600) on
+	// which the admin commands reach this server; "" serves none.
+	AdminSocket string
 
 	// ReadyFile, if set, is written with {"url", "pid", "admin_socket"}
 	// once the server is ready, and removed when it stops.
@@ -159,6 +164,8 @@ type Main struct {
 	ln      net.Listener
 	cert    *certificate // nil without TLS
 	debugLn net.Listener
+	adminLn net.Listener
+	admin   *http.Server
 	db      *store.DB
 	svc     *session.Service
 	rpc     *rpc.Server
@@ -298,6 +305,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	if err := ensureMerchants(ctx, m.svc, merchants, m.log); err != nil {
 		return err
+	}
+	if c.AdminSocket != "" {
+		if m.adminLn, err = admin.Listen(c.AdminSocket); err != nil {
+			return err
+		}
+		db := m.db
+		m.admin = &http.Server{
+			Handler:           admin.Handler(&admin.Ops{Svc: m.svc, Snapshot: db.Backup}),
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          stdlog.New(logWriter{m.log}, "admin: ", 0),
+		}
 	}
 
 	m.rpc = rpc.New(m.svc, rpc.Config{
@@ -447,6 +465,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		serveErr <- m.http.Serve(m.ln)
 	}()
+	if m.admin != nil {
+		go func() {
+			if err := m.admin.Serve(m.adminLn); !errors.Is(err, http.ErrServerClosed) {
+				m.log.Warn().Err(err).Msg("admin socket stopped")
+			}
+		}()
+	}
 	if m.debug != nil {
 		go func() {
 			if err := m.debug.Serve(m.debugLn); !errors.Is(err, http.ErrServerClosed) {
@@ -458,7 +483,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.readyRuns = true
 	go m.readiness(m.readyCtx)
 	m.mu.Unlock()
-	m.log.Info().Str("addr", m.ln.Addr().String()).Str("db", m.cfg.DB).Str("version", m.cfg.Version).Msg("listening")
+	m.log.Info().Str("addr", m.ln.Addr().String()).Str("db", m.cfg.DB).Str("version", m.cfg.Version).Str("admin_socket", m.adminSocket()).Msg("listening")
 	if err := m.announce(); err != nil {
 		m.Close()
 		return err
@@ -531,11 +556,19 @@ func (m *Main) close() error {
 			m.log.Warn().Err(err).Msg("in-flight requests cut off")
 		}
 	}
+	if m.admin != nil {
+		// A backup being streamed gets the same time as a request.
+		shutdown, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+		if err := m.admin.Shutdown(shutdown); err != nil {
+			m.log.Warn().Err(err).Msg("admin requests cut off")
+		}
+		cancel()
+	}
 	if m.debug != nil {
 		m.debug.Close()
 	}
 	// A listener Serve never took is still ours to close.
-	for _, ln := range []net.Listener{m.ln, m.debugLn} {
+	for _, ln := range []net.Listener{m.ln, m.debugLn, m.adminLn} {
 		if ln != nil {
 			ln.Close()
 		}

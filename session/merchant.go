@@ -272,6 +272,9 @@ func (s *Service) AuthorizeFrom(ctx context.Context, c Client, publicKey, secret
 		return nil, ErrUnauthorized
 	}
 	s.attempts.refund(s.KeyAttempts, s.AddressAttempts, key, addr, now)
+	if m.Disabled {
+		return nil, ErrUnauthorized
+	}
 	if m.SecretKDF != s.SecretCost.kdf() {
 		if m, err = s.upgradeSecret(ctx, m.ID, secret); err != nil {
 			return nil, err

@@ -283,6 +283,13 @@ type Merchant struct {
 	// current generation are accepted, so adding one revokes every token
 	// the merchant holds.
 	TokenGeneration uint64 `json:"token_generation,omitempty"`
+	// PreviousCallbackSecret still signs callbacks, beside CallbackSecret,
+	// until PreviousCallbackUntil: the overlap of a rotation, in which
+	// receivers switch to the new secret.
+	PreviousCallbackSecret string    `json:"previous_callback_secret,omitempty"`
+	PreviousCallbackUntil  time.Time `json:"previous_callback_until,omitempty"`
+	// Disabled merchants cannot authorize, and hold no live token.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // TokenKind tells access tokens from refresh tokens.

@@ -120,13 +120,20 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	if err := checkFormat(b, path); err != nil {
+		b.Close()
+		return nil, err
+	}
 	err = b.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		return migrateDue(tx)
+		if err := migrateDue(tx); err != nil {
+			return err
+		}
+		return migrateFormat(tx)
 	})
 	if err != nil {
 		b.Close()
