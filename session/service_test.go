@@ -136,6 +136,7 @@ func TestCreateValidation(t *testing.T) {
 		{"bank of the country", session.TypeDeposit, session.Params{Amount: amount("1"), CountryID: "fi", BankID: "demobank"}, ""},
 		{"unknown bank", session.TypeDeposit, session.Params{Amount: amount("1"), CountryID: "fi", BankID: "nordea"}, "NotFound/bank_id"},
 		{"metadata object", session.TypeDeposit, session.Params{Amount: amount("1"), CountryID: "se", Metadata: json.RawMessage(`{"customer_id":"c1"}`)}, ""},
+		{"metadata null is absent", session.TypeDeposit, session.Params{Amount: amount("1"), CountryID: "se", Metadata: json.RawMessage(`null`), ViewState: json.RawMessage(` null`)}, ""},
 		{"metadata not an object", session.TypeDeposit, session.Params{Amount: amount("1"), CountryID: "se", Metadata: json.RawMessage(`[1]`)}, "InvalidParams/metadata"},
 		{"metadata too large", session.TypeDeposit, session.Params{Amount: amount("1"), CountryID: "se", Metadata: json.RawMessage(`{"a":"` + strings.Repeat("x", 16<<10) + `"}`)}, "InvalidParams/metadata"},
 		{"customer reference too long", session.TypeDeposit, session.Params{Amount: amount("1"), CountryID: "se", CustomerReference: strings.Repeat("r", 256)}, "InvalidParams/customer_reference"},

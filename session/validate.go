@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/url"
 	"strings"
 	"time"
@@ -202,6 +203,13 @@ func (p *Params) validate(t Type, now time.Time) (Amount, string, error) {
 	}
 	if p.Role != "" && utf8.RuneCountInString(p.Role) > maxRole {
 		return 0, "", FieldError(NameInvalidParams, "role", "role must be 1 to %d characters", maxRole)
+	}
+	// A free-form value given as null counts as absent, as an empty
+	// string does for the others.
+	for _, v := range []*json.RawMessage{&p.Verifications, &p.ViewState, &p.Metadata} {
+		if bytes.Equal(bytes.TrimSpace(*v), []byte("null")) {
+			*v = nil
+		}
 	}
 	if err := freeForm("verifications", p.Verifications, '['); err != nil {
 		return 0, "", err
