@@ -565,3 +565,27 @@ func TestSandboxMethodsNeedSandbox(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvanceTimeDrivesSandbox: the sandbox's steps follow the server's
+// clock. With a delay of an hour between steps nothing moves by itself
+// during the test; each hour advanced takes exactly the next step.
+func TestAdvanceTimeDrivesSandbox(t *testing.T) {
+	p := sandboxServer(t, "--sandbox-delay", "1h", "--session-ttl", "24h", "--token-ttl", "24h")
+	tok := authorize(t, p.url, "pk_a", "sk_a")
+	id, _ := createDeposit(t, p.url, tok, map[string]any{"merchant_reference": "completed"})
+	if s := stateOf(t, p.url, tok, id); s.State != 0 {
+		t.Fatalf("before any time passed: %d, want 0", s.State)
+	}
+	advance(t, p.url, tok, 59*time.Minute)
+	if s := stateOf(t, p.url, tok, id); s.State != 0 {
+		t.Fatalf("59 minutes in: %d, want 0", s.State)
+	}
+	var got []int
+	for range 8 {
+		advance(t, p.url, tok, time.Hour)
+		got = append(got, stateOf(t, p.url, tok, id).State)
+	}
+	if want := []int{1, 2, 3, 4, 5, 8, 9, 12}; !equalInts(got, want) {
+		t.Errorf("one state per hour advanced: %v, want %v", got, want)
+	}
+}

@@ -15,6 +15,7 @@ type sandboxControls struct {
 	clock      *session.Clock
 	svc        *session.Service
 	dispatcher *callbacks.Dispatcher
+	sandbox    *session.Sandbox
 	faults     *callbacks.Faults
 	journal    *callbacks.Journal
 	// flushFor bounds how long AdvanceTime waits for the callbacks that
@@ -24,9 +25,9 @@ type sandboxControls struct {
 
 var _ rpc.SandboxControls = (*sandboxControls)(nil)
 
-// AdvanceTime moves the clock, then expires the sessions that fell due and
-// makes one attempt at each callback due, before it answers: a caller sees
-// their effects at once.
+// AdvanceTime moves the clock, then expires the sessions that fell due,
+// takes the sandbox steps due and makes one attempt at each callback due,
+// before it answers: a caller sees their effects at once.
 func (sc *sandboxControls) AdvanceTime(ctx context.Context, d time.Duration) (time.Time, error) {
 	now := sc.clock.Advance(d)
 	for {
@@ -37,6 +38,9 @@ func (sc *sandboxControls) AdvanceTime(ctx context.Context, d time.Duration) (ti
 		if n < 500 {
 			break
 		}
+	}
+	if err := sc.sandbox.Steps(ctx); err != nil {
+		return time.Time{}, err
 	}
 	flush, cancel := context.WithTimeout(ctx, sc.flushFor)
 	defer cancel()

@@ -285,6 +285,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			sub.Follow(ctx, sandbox.Observe, nil)
 		})
 		m.workers = append(m.workers, func(ctx context.Context) { sandbox.Run(ctx) })
+		controls.sandbox = sandbox
 	}
 	m.workers = append(m.workers,
 		func(ctx context.Context) {

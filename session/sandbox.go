@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -200,9 +201,10 @@ func (s *Service) sandboxStep(ctx context.Context, key string) error {
 // processes on one database never take the same step. Create it with
 // NewSandbox, run it with Run.
 type Sandbox struct {
-	svc     *Service
-	onError func(error)
-	wake    chan struct{}
+	svc      *Service
+	onError  func(error)
+	wake     chan struct{}
+	stepping sync.Mutex // one steps at a time
 }
 
 // sandboxLease is how long a step is held by the process that claimed it.
@@ -258,8 +260,18 @@ func (sb *Sandbox) Run(ctx context.Context) error {
 	}
 }
 
+// Steps takes every step due now, as Run does, and returns once they and
+// any Run had under way are taken (sandbox.advance_time, after moving the
+// clock).
+func (sb *Sandbox) Steps(ctx context.Context) error {
+	_, err := sb.steps(ctx)
+	return err
+}
+
 // steps takes every step due now and returns when the next is due.
 func (sb *Sandbox) steps(ctx context.Context) (time.Time, error) {
+	sb.stepping.Lock()
+	defer sb.stepping.Unlock()
 	for {
 		now := sb.svc.Now()
 		due, next, err := sb.svc.store.ClaimTimers(ctx, sb.svc.owner, now, sandboxLease, 100)

@@ -316,9 +316,9 @@ type Clock struct{ s *Server }
 func (c *Clock) Now() time.Time { return c.s.main.Clock().Now() }
 
 // Advance moves the server's clock forward by d (sandbox.advance_time):
-// before it returns, the sessions that fell due have expired and one
-// attempt has been made at each callback that fell due. It returns the
-// time the clock then reads.
+// before it returns, the sessions that fell due have expired, the sandbox
+// steps that fell due are taken and one attempt has been made at each
+// callback that fell due. It returns the time the clock then reads.
 func (c *Clock) Advance(d time.Duration) time.Time {
 	var out struct {
 		Now float64 `json:"now"`
