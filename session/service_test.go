@@ -695,3 +695,24 @@ func TestSweepAtScale(t *testing.T) {
 		t.Errorf("sweep expired %d and read %d sessions, want 100 and 100", expired, f.db.reads)
 	}
 }
+
+// TestExpireDueInOneBatch is the reported tuning to bbolt: ExpireDue
+// started 32 goroutines only so that the store could share commits. It
+// now hands the store one batch: 100 due sessions expire in one commit,
+// from one goroutine.
+func TestExpireDueInOneBatch(t *testing.T) {
+	f := mustService(t)
+	ctx := context.Background()
+	for range 100 {
+		f.create(t, session.TypeDeposit, deposit())
+	}
+	f.clock.Add(session.DefaultSessionTTL)
+	before, _ := f.db.CommitStats()
+	n, err := f.svc.ExpireDue(ctx, 1000)
+	if err != nil || n != 100 {
+		t.Fatalf("expired %d (%v), want 100", n, err)
+	}
+	if after, _ := f.db.CommitStats(); after-before != 1 {
+		t.Errorf("expiring 100 sessions took %d commits, want 1", after-before)
+	}
+}
