@@ -28,6 +28,7 @@ import (
 type wsFixture struct {
 	url, bearer, id, token string
 	srv                    *httptest.Server
+	rpc                    *Server
 }
 
 func newWSFixture(t *testing.T) *wsFixture { return newWSFixtureWith(t, Config{}) }
@@ -65,7 +66,7 @@ func newWSFixtureWith(t *testing.T, cfg Config) *wsFixture {
 	s.SetReady(true)
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
-	return &wsFixture{url: ts.URL, bearer: tok.AccessToken, id: v.ID, token: token, srv: ts}
+	return &wsFixture{url: ts.URL, bearer: tok.AccessToken, id: v.ID, token: token, srv: ts, rpc: s}
 }
 
 // notes collects session.changed notifications.
@@ -535,5 +536,27 @@ func TestWebSocketMethodsObserved(t *testing.T) {
 	want := []string{"client.subscribe 0", "session.unsubscribe -32004", "merchant.authenticate 0"}
 	if strings.Join(obs.calls, ",") != strings.Join(want, ",") {
 		t.Errorf("observed %q, want %q", obs.calls, want)
+	}
+}
+
+// TestWebSocketPanic: a method that panics on a socket is recovered as on
+// POST /rpc: -32603 to the client, counted by the observer, and the
+// socket stays open.
+func TestWebSocketPanic(t *testing.T) {
+	obs := &callLog{}
+	f := newWSFixtureWith(t, Config{Observer: obs})
+	f.rpc.methods["test.panic"] = method{false, func(context.Context, *request) (any, error) { panic("boom") }}
+	ws := f.rawDial(t, f.bearer)
+	want := `{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"Internal error.","data":{"error_name":"InternalError","error_message":"Internal error.","state":"APPLICATION_ERROR"}}}`
+	if got := ws.roundTrip(`{"jsonrpc":"2.0","id":1,"method":"test.panic"}`); got != want {
+		t.Errorf("panicking method: %s, want %s", got, want)
+	}
+	if got := ws.roundTrip(`{"jsonrpc":"2.0","id":2,"method":"session.state","params":{"id":"` + f.id + `"}}`); !strings.Contains(got, `"result"`) {
+		t.Errorf("after the panic: %s", got)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.calls) == 0 || obs.calls[0] != "test.panic -32603" {
+		t.Errorf("observed %q, want the panic counted as -32603", obs.calls)
 	}
 }
