@@ -14,8 +14,8 @@ import (
 
 // Faults holds the callback faults a sandbox has armed: each fails the
 // next attempts of one merchant's deliveries to matching URLs without
-// sending them. The zero Faults has none; a nil *Faults is valid and never
-// fails anything. It is safe for concurrent use.
+// sending them. The zero Faults has none; a nil *Faults holds none and
+// never fails anything. It is safe for concurrent use.
 type Faults struct {
 	mu    sync.Mutex
 	armed []*fault
@@ -28,6 +28,9 @@ type fault struct {
 
 // Add arms f for merchant merchantID's callbacks, after those armed before.
 func (fs *Faults) Add(merchantID string, f session.CallbackFault) {
+	if fs == nil {
+		return
+	}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.armed = append(fs.armed, &fault{merchantID, f})
@@ -35,6 +38,9 @@ func (fs *Faults) Add(merchantID string, f session.CallbackFault) {
 
 // Forget disarms every fault of the merchant.
 func (fs *Faults) Forget(merchantID string) {
+	if fs == nil {
+		return
+	}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	kept := fs.armed[:0]
@@ -108,9 +114,12 @@ func (j *Journal) record(a session.Attempt) {
 // Attempts returns the merchant's attempts made at or after since (all for
 // a zero since), of the session if sessionID is set, oldest first.
 func (j *Journal) Attempts(merchantID string, since time.Time, sessionID string) []session.Attempt {
+	out := []session.Attempt{}
+	if j == nil {
+		return out
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	out := []session.Attempt{}
 	for _, a := range j.attempts {
 		if a.MerchantID == merchantID && !a.At.Before(since) && (sessionID == "" || a.SessionID == sessionID) {
 			out = append(out, a)
@@ -121,6 +130,9 @@ func (j *Journal) Attempts(merchantID string, since time.Time, sessionID string)
 
 // Forget drops every attempt of the merchant.
 func (j *Journal) Forget(merchantID string) {
+	if j == nil {
+		return
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	kept := j.attempts[:0]
