@@ -170,7 +170,8 @@ func serve(env *cmdEnv, c server.Config, o serveOptions) error {
 // what it did at any level, or why it could not; what could not be
 // reloaded stays.
 func reload(log zerolog.Logger, level *levelWriter, m *server.Main, o serveOptions) {
-	e := log.Log() // whatever the level, a reload is logged
+	// Whatever the level, a reload is logged, and it reads as info.
+	e := log.Log().Str(zerolog.LevelFieldName, zerolog.InfoLevel.String())
 	var what []string
 	if o.envFile != "" && o.levelFromFile {
 		file, err := readEnvFile(o.envFile)
