@@ -246,3 +246,86 @@ func exitCode(err error) int {
 	}
 	return 0
 }
+
+// TestDamagedDataFile damages copies of a real data file and runs the
+// binary on them: a truncated file makes serve exit 1 with a clear
+// message (no SIGBUS, no goroutine dump) and check report it; a file with
+// one page overwritten serves, a request that reads that page gets -32603,
+// and the process goes on serving the rest.
+func TestDamagedDataFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.db")
+	p := startServer(t, "--db", good, "--merchant", "pk_dmg:sk_dmg")
+	bearer := authorize(t, p.url, "pk_dmg", "sk_dmg")
+	const marker = "DAMAGE-THIS-PAGE"
+	var victim, other struct{ ID string }
+	mustCall(t, p.url, bearer, "session.create_deposit", map[string]string{"amount": "5", "country_id": "se", "customer_firstname": marker}, &victim)
+	for range 40 { // fill pages between the two
+		mustCall(t, p.url, bearer, "session.create_deposit", map[string]string{"amount": "5", "country_id": "se", "customer_firstname": strings.Repeat("x", 40)}, nil)
+	}
+	mustCall(t, p.url, bearer, "session.create_deposit", map[string]string{"amount": "5", "country_id": "se"}, &other)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(file string) (int, string) {
+		out, err := exec.Command(binary, "check", file).CombinedOutput()
+		return exitCode(err), string(out)
+	}
+	if code, out := check(good); code != 0 || !strings.Contains(out, ": ok (") {
+		t.Fatalf("check of the sound file: exit %d, %s", code, out)
+	}
+
+	truncated := filepath.Join(dir, "truncated.db")
+	if err := os.WriteFile(truncated, data[:len(data)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--db", truncated).CombinedOutput()
+	if code := exitCode(err); code != 1 || !bytes.Contains(out, []byte("truncated")) || bytes.Contains(out, []byte("goroutine")) {
+		t.Errorf("serve on a truncated file: exit %d, %s; want 1 and a message that says truncated", code, out)
+	}
+	if code, out := check(truncated); code != 1 || !strings.Contains(out, "truncated") {
+		t.Errorf("check of a truncated file: exit %d, %s", code, out)
+	}
+
+	damaged := filepath.Join(dir, "damaged.db")
+	bad := bytes.Clone(data)
+	const pageSize = 4096
+	hit := 0
+	for off := 0; ; {
+		i := bytes.Index(bad[off:], []byte(marker))
+		if i < 0 {
+			break
+		}
+		page := (off + i) / pageSize
+		for j := page * pageSize; j < (page+1)*pageSize; j++ {
+			bad[j] = 0xA5
+		}
+		off, hit = (page+1)*pageSize, hit+1
+	}
+	if hit == 0 {
+		t.Fatal("the marker is not in the file")
+	}
+	if err := os.WriteFile(damaged, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = startServer(t, "--db", damaged)
+	bearer = authorize(t, p.url, "pk_dmg", "sk_dmg")
+	for range 3 {
+		if e := rpcCall(t, p.url, bearer, "session.get", map[string]string{"id": victim.ID}, nil); e == nil || e.Code != -32603 {
+			t.Errorf("session.get of the session on the damaged page: %+v, want -32603", e)
+		}
+	}
+	mustCall(t, p.url, bearer, "session.get", map[string]string{"id": other.ID}, nil)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after serving a damaged file, want 0 (it lived on)", code)
+	}
+	if code, out := check(damaged); code != 1 {
+		t.Errorf("check of a damaged file: exit %d, %s", code, out)
+	} else {
+		t.Logf("check of the file with %d damaged pages:\n%s", hit, out)
+	}
+}

@@ -21,7 +21,7 @@ var root = &command{
 }
 
 func init() {
-	root.sub = []*command{serveCmd, merchantCmd, backupCmd, restoreCmd, compactCmd, callCmd, benchCmd, seedCmd, versionCmd, helpCmd}
+	root.sub = []*command{serveCmd, merchantCmd, backupCmd, restoreCmd, compactCmd, checkCmd, callCmd, benchCmd, seedCmd, versionCmd, helpCmd}
 }
 
 var helpCmd = &command{

@@ -113,27 +113,38 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.TouchInterval == 0 {
 		opts.TouchInterval = time.Second
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	// A truncated file would fault (SIGBUS) on first use of its missing
+	// pages: check what bbolt trusts before it maps the file.
+	if err := checkHeader(path); err != nil {
+		return nil, err
+	}
+	var b *bolt.DB
+	err := guarded("open", func() (err error) {
+		b, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+		return err
+	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if err := checkFormat(b, path); err != nil {
+	if err := guarded("open", func() error { return checkFormat(b, path) }); err != nil {
 		b.Close()
 		return nil, err
 	}
-	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+	err = guarded("open", func() error {
+		return b.Update(func(tx *bolt.Tx) error {
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			if err := migrateDue(tx); err != nil {
 				return err
 			}
-		}
-		if err := migrateDue(tx); err != nil {
-			return err
-		}
-		return migrateFormat(tx)
+			return migrateFormat(tx)
+		})
 	})
 	if err != nil {
 		b.Close()
@@ -149,7 +160,7 @@ func Open(path string, opts Options) (*DB, error) {
 		onCmt:   opts.OnCommit,
 	}
 	var n int64
-	b.View(func(tx *bolt.Tx) error {
+	db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			n++
@@ -263,15 +274,17 @@ func (db *DB) commit(batch []*write) {
 	batch = append([]*write(nil), batch...)
 	for len(batch) > 0 {
 		bad, badErr := -1, error(nil)
-		err := db.bolt.Update(func(tx *bolt.Tx) error {
-			for i, w := range batch {
-				w.pending = 0
-				if err := run(w, tx); err != nil {
-					bad, badErr = i, err
-					return err
+		err := guarded("commit", func() error {
+			return db.bolt.Update(func(tx *bolt.Tx) error {
+				for i, w := range batch {
+					w.pending = 0
+					if err := run(w, tx); err != nil {
+						bad, badErr = i, err
+						return err
+					}
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		if bad >= 0 {
 			batch[bad].err <- badErr
@@ -346,7 +359,11 @@ func run(w *write, tx *bolt.Tx) (err error) {
 	return w.fn(tx, w)
 }
 
-func (db *DB) view(fn func(*bolt.Tx) error) error { return db.bolt.View(fn) }
+// view runs fn in a read transaction; a damaged page it meets is an error
+// wrapping ErrDamaged, not a crash.
+func (db *DB) view(fn func(*bolt.Tx) error) error {
+	return guarded("read", func() error { return db.bolt.View(fn) })
+}
 
 // appendFill is the fill percent of buckets whose keys grow with time:
 // their pages are filled before they split, instead of bbolt's half, since
