@@ -218,7 +218,10 @@ func TestReadyFile(t *testing.T) {
 		return err == nil && json.Unmarshal(b, &info) == nil
 	})
 	if info.PID != cmd.Process.Pid || !strings.HasPrefix(info.URL, "http://127.0.0.1:") || info.AdminSocket == nil {
-		t.Errorf("ready file %+v, want the url, pid %d and an admin_socket member", info, cmd.Process.Pid)
+		t.Fatalf("ready file %+v, want the url, pid %d and an admin_socket member", info, cmd.Process.Pid)
+	}
+	if fi, err := os.Stat(*info.AdminSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("admin_socket %q: %v, want the admin socket", *info.AdminSocket, err)
 	}
 	resp, err := http.Get(info.URL + "/readyz")
 	if err != nil {
