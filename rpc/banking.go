@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sessiond/sessiond/session"
 )
@@ -128,7 +129,7 @@ func (s *Server) transactionReject(ctx context.Context, r *request) (any, error)
 	if err := required("id", p.ID); err != nil {
 		return nil, err
 	}
-	if len([]rune(p.Reason)) > 255 {
+	if utf8.RuneCountInString(p.Reason) > 255 {
 		return nil, session.FieldError(session.NameInvalidParams, "reason", "reason must be at most 255 characters")
 	}
 	t, err := s.svc.RejectTransaction(ctx, r.merchant, p.ID)

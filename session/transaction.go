@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -386,7 +387,7 @@ func (s *Service) Transactions(ctx context.Context, m *Merchant, limit int, curs
 	}
 	if cursor != "" {
 		if _, err := s.Transaction(ctx, m, cursor); err != nil {
-			return nil, "", withField(FieldError(NameInvalidParams, "cursor", "cursor is not a transaction.list cursor"), "cursor")
+			return nil, "", FieldError(NameInvalidParams, "cursor", "cursor is not a transaction.list cursor")
 		}
 	}
 	ts, err := s.accounts.Transactions(ctx, m.ID, cursor, limit+1)
@@ -401,9 +402,10 @@ func (s *Service) Transactions(ctx context.Context, m *Merchant, limit int, curs
 	return ts, next, nil
 }
 
-// withField names the param an ErrNotFound was about.
+// withField names the param an error such as ErrNotFound was about.
 func withField(err error, field string) error {
-	if e, ok := err.(*Error); ok && e.Field == "" {
+	var e *Error
+	if errors.As(err, &e) && e.Field == "" {
 		c := *e
 		c.Field = field
 		return &c

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sort"
 
@@ -169,70 +168,4 @@ func (db *DB) transactionsBack(bucket, prefix, start []byte, limit int) ([]*sess
 		return nil
 	})
 	return out, err
-}
-
-// resetAccounts deletes, for sandbox.reset, the merchant's bank accounts,
-// every transaction in its list (payouts and refunds made without a
-// session included) and their index entries.
-func resetAccounts(tx *bolt.Tx, merchantID string) error {
-	var txIDs, keys [][]byte
-	prefix := []byte(merchantID)
-	c := tx.Bucket(bucketMerchantTxs).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-		txIDs = append(txIDs, bytes.Clone(k[len(prefix):]))
-	}
-	del := func(bucket []byte, ks [][]byte) error {
-		for _, k := range ks {
-			if err := tx.Bucket(bucket).Delete(k); err != nil {
-				return fmt.Errorf("store: reset %s of merchant %s: %w", bucket, merchantID, err)
-			}
-		}
-		return nil
-	}
-	if err := del(bucketMerchantTxs, keys); err != nil {
-		return err
-	}
-	var refunds [][]byte // a refund's entry is under the deposit it refunds
-	for _, id := range txIDs {
-		t := new(session.Transaction)
-		if err := get(tx, bucketTransactions, id, t); err != nil && !errors.Is(err, session.ErrNotFound) {
-			return err
-		}
-		if t.OriginalTransactionID != "" {
-			refunds = append(refunds, []byte(t.OriginalTransactionID+t.ID))
-		}
-	}
-	if err := del(bucketRefunds, refunds); err != nil {
-		return err
-	}
-	if err := del(bucketTransactions, txIDs); err != nil {
-		return err
-	}
-	// Merchant ids are UUIDs, all of one length: a key that starts with
-	// this one's is this merchant's.
-	for _, b := range [][]byte{bucketTxRefs, bucketCustomerAccounts} {
-		var ks, ids [][]byte
-		ic := tx.Bucket(b).Cursor()
-		for k, _ := ic.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = ic.Next() {
-			if len(k) < len(prefix)+2 {
-				continue
-			}
-			n := int(binary.BigEndian.Uint16(k[len(prefix):]))
-			if len(k) < len(prefix)+2+n {
-				continue
-			}
-			ks = append(ks, bytes.Clone(k))
-			ids = append(ids, bytes.Clone(k[len(prefix)+2+n:]))
-		}
-		if err := del(b, ks); err != nil {
-			return err
-		}
-		if bytes.Equal(b, bucketCustomerAccounts) {
-			if err := del(bucketAccounts, ids); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
