@@ -74,8 +74,9 @@ type Store interface {
 	// user_agent) on a session without changing its version or anything
 	// else, and never over a later request already stored. A backend may
 	// hold touches for up to a second before writing them (so a crash
-	// loses at most the last second of them), but Session reads them at
-	// once. ErrNotFound if the session is not stored.
+	// loses at most the last second of them), but Session and
+	// SessionsByReference read them at once. ErrNotFound if the session is
+	// not stored.
 	Touch(ctx context.Context, id string, at time.Time, c Client) error
 	// ClaimDue returns up to limit non-final sessions whose expiry is at
 	// or before now, earliest first, that no other owner holds, and

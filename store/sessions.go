@@ -153,6 +153,9 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 		}
 		return nil
 	})
+	for _, s := range out {
+		db.touches.merge(s)
+	}
 	return out, err
 }
 

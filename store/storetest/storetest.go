@@ -367,6 +367,9 @@ func testTouch(t *testing.T, f *fixture) {
 	if got.Version != 2 || got.State != session.StateAuthenticationStarted || got.IP != "192.0.2.7" {
 		t.Errorf("touch after a save: version %d state %v ip %q, want 2, started, the touch", got.Version, got.State, got.IP)
 	}
+	if got, _ := f.db.SessionsByReference(ctx(), "m1", "order-1", 1); len(got) != 1 || got[0].IP != "192.0.2.7" {
+		t.Errorf("SessionsByReference after a touch: %+v, want the touch", got)
+	}
 	if err := f.db.Touch(ctx(), ID(), at, session.Client{}); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Touch of a missing session: %v, want not found", err)
 	}
