@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 
@@ -124,4 +125,52 @@ func TestDeclaredBodyTooLarge(t *testing.T) {
 			t.Errorf("%s with Content-Length 2^40: %d %s, want 413 InvalidRequest", path, resp.StatusCode, b)
 		}
 	}
+}
+
+// FuzzServeAPI posts arbitrary bodies to POST /api/<method>, with a
+// merchant's bearer, for a spread of methods: no panic and no internal
+// error logged, a status of the Brite wire style (API.md section 7), and
+// a body that is JSON: the bare result on 200, Brite's error body else.
+func FuzzServeAPI(f *testing.F) {
+	ts := mustServer(f, testConfig())
+	ts.Srv.SetReady(true)
+	fx := mustFixture(f, ts)
+	methods := []string{"session.get", "session.create_deposit", "session.state", "session.get_by_merchant_reference",
+		"client.get", "client.transition", "merchant.authorize", "rpc.discover", "transaction.list", "no.such"}
+	for i, body := range []string{`{}`, `{"id":"` + fx["session_id"] + `"}`, `{"amount":"50.00","country_id":"se"}`,
+		`{"token":"` + fx["session_token"] + `","state":1}`, `{"merchant_reference":"order-1"}`, `[]`, `null`, `{"id":`, ``} {
+		f.Add(uint8(i), []byte(body))
+	}
+	h := ts.Srv.Handler()
+	bearer := "Bearer " + fx["token"]
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		method := methods[int(which)%len(methods)]
+		errorsBefore := ts.log.errorCount()
+		req := httptest.NewRequest(http.MethodPost, "/api/"+method, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", bearer)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		got := rec.Body.Bytes()
+		switch rec.Code {
+		case http.StatusOK:
+			if !json.Valid(got) {
+				t.Errorf("%s: 200 with a body that is not JSON: %q\nrequest: %q", method, got, body)
+			}
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict,
+			http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusTooManyRequests:
+			var e struct {
+				ErrorName string `json:"error_name"`
+				State     string `json:"state"`
+			}
+			if json.Unmarshal(got, &e) != nil || e.ErrorName == "" || e.State != "APPLICATION_ERROR" {
+				t.Errorf("%s: HTTP %d with %q, want Brite's error body\nrequest: %q", method, rec.Code, got, body)
+			}
+		default:
+			t.Errorf("%s: HTTP %d, want a Brite wire status\nrequest: %q\nresponse: %s", method, rec.Code, body, got)
+		}
+		if n := ts.log.errorCount(); n != errorsBefore {
+			t.Errorf("%s: the server logged %d errors\nrequest: %q\nlog:\n%s", method, n-errorsBefore, body, ts.log.String())
+		}
+	})
 }

@@ -173,13 +173,34 @@ func writeBatch(w http.ResponseWriter, status int, rs []*response) {
 	w.WriteHeader(status)
 	sep := []byte{'['}
 	for _, r := range rs {
+		w.Write(sep)
+		r.writeTo(w)
+		sep = []byte{','}
+	}
+	w.Write([]byte("]\n"))
+}
+
+// writeTo writes r as MarshalJSON does, but a result without copying it
+// (a result may be a shared preEncoded document).
+func (r *response) writeTo(w io.Writer) {
+	if r.err != nil {
 		b, err := r.MarshalJSON()
 		if err != nil {
 			b, _ = (&response{id: r.id, err: toRPCError(err).rpc}).MarshalJSON()
 		}
-		w.Write(sep)
 		w.Write(b)
-		sep = []byte{','}
+		return
 	}
-	w.Write([]byte("]\n"))
+	id, result := r.id, r.result
+	if id == nil {
+		id = nullID
+	}
+	if result == nil {
+		result = nullID
+	}
+	io.WriteString(w, `{"jsonrpc":"2.0","id":`)
+	w.Write(id)
+	io.WriteString(w, `,"result":`)
+	w.Write(result)
+	io.WriteString(w, "}")
 }

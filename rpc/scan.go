@@ -21,7 +21,15 @@ func members(raw []byte, fn func(name string, value []byte) error) error {
 		return nil
 	}
 	for i < len(raw) {
+		// raw is valid JSON, but the scanner does not rely on it: input
+		// that is not an object is refused, never indexed out of range.
+		if raw[i] != '"' {
+			return errNotObject
+		}
 		end := stringEnd(raw, i)
+		if end-i < 2 || raw[end-1] != '"' {
+			return errNotObject
+		}
 		name := raw[i+1 : end-1]
 		var key string
 		if !plain(name) {
@@ -32,8 +40,14 @@ func members(raw []byte, fn func(name string, value []byte) error) error {
 			key = string(name)
 		}
 		i = skipSpace(raw, end)
-		i = skipSpace(raw, i+1) // past ':'
+		if i >= len(raw) || raw[i] != ':' {
+			return errNotObject
+		}
+		i = skipSpace(raw, i+1)
 		vend := valueEnd(raw, i)
+		if vend <= i {
+			return errNotObject
+		}
 		if err := fn(key, raw[i:vend]); err != nil {
 			return err
 		}

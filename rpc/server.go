@@ -591,8 +591,15 @@ func encodeJSON(v any) ([]byte, error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	if rs, ok := v.([]*response); ok { // written entry by entry, never built whole
-		writeBatch(w, status, rs)
+	switch v := v.(type) { // written as they are, never built whole
+	case []*response:
+		writeBatch(w, status, v)
+		return
+	case *response:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		v.writeTo(w)
+		w.Write([]byte{'\n'})
 		return
 	}
 	b, err := encodeJSON(v)

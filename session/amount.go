@@ -40,6 +40,12 @@ func (a Amount) String() string {
 // exponent at most, so that no input makes a huge number).
 var amountSyntax = regexp.MustCompile(`^(0|[1-9][0-9]{0,15})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?$`)
 
+// maxParsed is the largest amount whose String amountSyntax accepts (16
+// digits before the point), so that any amount read can be read again
+// from what it writes ("1e16" is refused, not read as an amount that
+// writes 17 digits).
+const maxParsed = 9_999_999_999_999_999_99
+
 // ParseAmount reads a non-negative JSON number that is a whole number of
 // hundredths ("50", "50.5", "50.500", "5e1"), as an Amount.
 func ParseAmount(s string) (Amount, bool) {
@@ -51,7 +57,7 @@ func ParseAmount(s string) (Amount, bool) {
 		return 0, false
 	}
 	r.Mul(r, big.NewRat(100, 1))
-	if !r.IsInt() || !r.Num().IsInt64() {
+	if !r.IsInt() || !r.Num().IsInt64() || r.Num().Int64() > maxParsed {
 		return 0, false
 	}
 	return Amount(r.Num().Int64()), true

@@ -1,0 +1,31 @@
+package session
+
+import (
+	"math/big"
+	"testing"
+)
+
+// FuzzParseAmount: whatever the text, ParseAmount answers at once, an
+// amount it accepts is non-negative, equals the text's value times 100
+// exactly, and reads back from its own String.
+func FuzzParseAmount(f *testing.F) {
+	for _, s := range []string{"50", "50.5", "50.50", "5e1", "0.01", "1e-2", "1e99", "00", "-1", "1.005", "9999999999999999.99", "5E+1", "0.10e1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, ok := ParseAmount(s)
+		if !ok {
+			return
+		}
+		if a < 0 {
+			t.Fatalf("ParseAmount(%q) = %d, negative", s, a)
+		}
+		r, ok := new(big.Rat).SetString(s)
+		if !ok || r.Mul(r, big.NewRat(100, 1)).Cmp(big.NewRat(int64(a), 1)) != 0 {
+			t.Fatalf("ParseAmount(%q) = %d, not the text's value in hundredths", s, a)
+		}
+		if back, ok := ParseAmount(a.String()); !ok || back != a {
+			t.Fatalf("ParseAmount(%q) = %d, whose String %q reads back as %d, %v", s, a, a.String(), back, ok)
+		}
+	})
+}
