@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/sessiond/sessiond/bench"
@@ -23,7 +24,7 @@ in-process JSON-RPC handler, the ceiling on this machine, and prints ratios.`,
 			URL: "http://127.0.0.1:8080", Method: bench.DefaultMethod, Concurrency: bench.DefaultConcurrency,
 			Duration: bench.DefaultDuration, Setup: bench.DefaultSetup,
 		}
-		var params string
+		var params, compare, methods string
 		f.group("Target")
 		f.String(&cfg.URL, "url", "URL", "server base URL")
 		f.String(&cfg.Merchant, "merchant", "PUBLIC_KEY:SECRET", "merchant to authorize with")
@@ -34,6 +35,10 @@ in-process JSON-RPC handler, the ceiling on this machine, and prints ratios.`,
 		f.Duration(&cfg.Duration, "d", "how long to measure")
 		f.Int(&cfg.Setup, "setup", "N", "sessions to create first for session.get, session.state, client.transition")
 		f.Bool(&cfg.Baseline, "baseline", "also run the same load against a minimal in-process JSON-RPC handler and print the ratio")
+		f.group("Backends")
+		f.String(&compare, "compare", "DB,DB", "instead of --url: serve each database in-process in turn (bbolt for a fresh file, or a postgres:// URL) and run --methods on each")
+		methods = compareMethods
+		f.String(&methods, "methods", "M,M", "methods of --compare")
 		return func(env *cmdEnv, pos []string) error {
 			if len(pos) > 0 {
 				return usagef("sessiond bench: takes flags only, not %q", pos[0])
@@ -47,6 +52,9 @@ in-process JSON-RPC handler, the ceiling on this machine, and prints ratios.`,
 			cfg.Progress = env.stderr
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if compare != "" {
+				return runCompare(ctx, cfg, strings.Split(compare, ","), strings.Split(methods, ","), env.stdout, env.stderr)
+			}
 			_, err := bench.Run(ctx, cfg, env.stdout)
 			return err
 		}

@@ -67,7 +67,7 @@ func serveFlags(f *flagSet, c *server.Config, o *serveOptions) {
 	f.Var((*originsFlag)(&c.FrameAncestors), "frame-ancestors", "ORIGINS", "origins that may embed the hosted page in a frame, comma-separated scheme://host[:port] (default none)")
 
 	f.group("Data")
-	f.String(&c.DB, "db", "FILE", "data file, created if missing")
+	f.String(&c.DB, "db", "FILE", "data file, created if missing, or a postgres:// URL of the database several replicas share")
 	f.Duration(&c.LockTimeout, "lock-timeout", "how long to wait for a data file locked by another process")
 
 	f.String(&c.AdminSocket, "admin-socket", "PATH", `Unix socket (mode 0600) for the merchant and backup commands while running; "" turns it off (default FILE.admin.sock beside --db)`)

@@ -22,12 +22,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/sessiond/sessiond/admin"
 	"github.com/sessiond/sessiond/callbacks"
 	"github.com/sessiond/sessiond/metrics"
+	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
@@ -146,7 +148,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--addr %s: want HOST:PORT such as 127.0.0.1:8080 or :8080", c.Addr)
 	}
 	if c.DB == "" {
-		return errors.New("--db: want a file path such as ./sessiond.db")
+		return errors.New("--db: want a file path such as ./sessiond.db, or a postgres:// URL")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: want both PEM files or neither")
@@ -166,7 +168,8 @@ type Main struct {
 	debugLn net.Listener
 	adminLn net.Listener
 	admin   *http.Server
-	db      *store.DB
+	db      backend
+	bolt    *store.DB // db, when it is a bbolt file; nil on PostgreSQL
 	svc     *session.Service
 	rpc     *rpc.Server
 	http    *http.Server
@@ -239,11 +242,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// commit.
 	met := metrics.New()
 	feed := session.NewFeed()
-	m.db, err = store.Open(c.DB, store.Options{LockTimeout: c.LockTimeout, OnCommit: met.ObserveCommit, Feed: feed})
-	if err != nil {
+	var news atomic.Pointer[session.Service] // for the store's news of merchants, which may come first
+	if m.db, err = m.openDB(ctx, met, feed, &news); err != nil {
 		return err
 	}
 	m.svc = session.NewService(m.db)
+	news.Store(m.svc)
 	m.svc.SessionTTL, m.svc.TokenTTL = c.SessionTTL, c.TokenTTL
 	if c.Sandbox { // payouts and refunds settle in three sandbox steps: 1→4→5→6
 		m.svc.PayoutETA = 3 * c.SandboxDelay
@@ -311,9 +315,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		if m.adminLn, err = admin.Listen(c.AdminSocket); err != nil {
 			return err
 		}
-		db := m.db
+		snapshot := func(io.Writer) (int64, error) {
+			return 0, errors.New("a PostgreSQL database is backed up with pg_dump")
+		}
+		if db := m.bolt; db != nil {
+			snapshot = db.Backup
+		}
 		m.admin = &http.Server{
-			Handler:           admin.Handler(&admin.Ops{Svc: m.svc, Snapshot: db.Backup}),
+			Handler:           admin.Handler(&admin.Ops{Svc: m.svc, Snapshot: snapshot}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          stdlog.New(logWriter{m.log}, "admin: ", 0),
 		}
@@ -484,7 +493,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.readyRuns = true
 	go m.readiness(m.readyCtx)
 	m.mu.Unlock()
-	m.log.Info().Str("addr", m.ln.Addr().String()).Str("db", m.cfg.DB).Str("version", m.cfg.Version).Str("admin_socket", m.adminSocket()).Msg("listening")
+	m.log.Info().Str("addr", m.ln.Addr().String()).Str("db", redactURL(m.cfg.DB)).Str("version", m.cfg.Version).Str("admin_socket", m.adminSocket()).Msg("listening")
 	if err := m.announce(); err != nil {
 		m.Close()
 		return err
@@ -616,7 +625,7 @@ func (m *Main) readiness(ctx context.Context) {
 	defer t.Stop()
 	var (
 		was       error
-		failures  = m.db.CommitFailures()
+		failures  = m.commitFailures()
 		lastErr   error
 		heldUntil time.Time
 	)
@@ -627,11 +636,11 @@ func (m *Main) readiness(ctx context.Context) {
 		case <-t.C:
 		}
 		now := time.Now()
-		if !now.Before(heldUntil) && m.db.WriteErr() != nil {
-			m.db.Probe(ctx) // its failure, if any, is counted below
+		if !now.Before(heldUntil) && m.writeErr() != nil {
+			m.probe(ctx) // its failure, if any, is counted below
 		}
-		if n := m.db.CommitFailures(); n != failures {
-			failures, heldUntil, lastErr = n, now.Add(readyHold), m.db.WriteErr()
+		if n := m.commitFailures(); n != failures {
+			failures, heldUntil, lastErr = n, now.Add(readyHold), m.writeErr()
 			if lastErr == nil {
 				lastErr = errors.New("server: a commit failed within the last seconds")
 			}
@@ -639,7 +648,7 @@ func (m *Main) readiness(ctx context.Context) {
 		var err error
 		if now.Before(heldUntil) {
 			err = lastErr
-		} else if err = m.db.WriteErr(); err != nil {
+		} else if err = m.writeErr(); err != nil {
 			heldUntil = now // probed again at the next look
 		}
 		if err == nil {
@@ -686,4 +695,71 @@ func ensureMerchants(ctx context.Context, svc *session.Service, given []session.
 	log.Warn().Str("merchant_id", m.ID).Str("public_key", cr.PublicKey).Str("secret", cr.Secret).
 		Str("callback_secret", cr.CallbackSecret).Msg("no merchants: created merchant \"default\"; these credentials are shown only now")
 	return nil
+}
+
+// backend is what Main needs of a store: the contract, and Close.
+type backend interface {
+	session.Store
+	Close() error
+}
+
+// openDB opens the database c.DB names: PostgreSQL for a postgres:// or
+// postgresql:// URL, else the bbolt file at that path. Both publish their
+// committed changes to feed; PostgreSQL's include those of other replicas,
+// and its news of merchants changed elsewhere make the service forget
+// what it remembers of them.
+func (m *Main) openDB(ctx context.Context, met *metrics.Metrics, feed *session.Feed, svc *atomic.Pointer[session.Service]) (backend, error) {
+	c := &m.cfg
+	if !postgres.IsURL(c.DB) {
+		db, err := store.Open(c.DB, store.Options{LockTimeout: c.LockTimeout, OnCommit: met.ObserveCommit, Feed: feed})
+		if err != nil {
+			return nil, err // not a nil *store.DB in a non-nil backend
+		}
+		m.bolt = db
+		return db, nil
+	}
+	return postgres.Open(ctx, c.DB, postgres.Options{
+		Publisher: feed,
+		OnError:   func(err error) { m.log.Warn().Err(err).Msg("postgres") },
+		OnMerchantChanged: func(id string) {
+			if s := svc.Load(); s != nil {
+				s.ForgetMerchant(id)
+			}
+		},
+	})
+}
+
+// redactURL returns db with the password of a URL replaced by "xxxxx".
+func redactURL(db string) string {
+	u, err := url.Parse(db)
+	if err != nil || u.User == nil {
+		return db
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// The data file's health, for readiness; PostgreSQL reports its failures
+// on each request instead, and a replica that cannot reach it fails them.
+
+func (m *Main) commitFailures() uint64 {
+	if m.bolt == nil {
+		return 0
+	}
+	return m.bolt.CommitFailures()
+}
+
+func (m *Main) writeErr() error {
+	if m.bolt == nil {
+		return nil
+	}
+	return m.bolt.WriteErr()
+}
+
+func (m *Main) probe(ctx context.Context) {
+	if m.bolt != nil {
+		m.bolt.Probe(ctx)
+	}
 }
