@@ -440,6 +440,7 @@ func TestReplicasKillUnderLoad(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling a condition, not synchronising
 	}
 	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()

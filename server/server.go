@@ -718,7 +718,7 @@ func (m *Main) openDB(ctx context.Context, met *metrics.Metrics, feed *session.F
 		m.bolt = db
 		return db, nil
 	}
-	return postgres.Open(ctx, c.DB, postgres.Options{
+	db, err := postgres.Open(ctx, c.DB, postgres.Options{
 		Publisher: feed,
 		OnError:   func(err error) { m.log.Warn().Err(err).Msg("postgres") },
 		OnMerchantChanged: func(id string) {
@@ -727,6 +727,10 @@ func (m *Main) openDB(ctx context.Context, met *metrics.Metrics, feed *session.F
 			}
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 // redactURL returns db with the password of a URL replaced by "xxxxx".
