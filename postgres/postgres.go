@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,6 +89,11 @@ type DB struct {
 	origin  string // this DB's name in the change feed
 	feed    *listener
 	stop    context.CancelFunc
+
+	saves      chan *saveReq
+	closing    chan struct{}
+	committing sync.WaitGroup
+	closeOnce  sync.Once
 }
 
 // Open connects to the database at url, applies the migrations it lacks
@@ -123,7 +129,12 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	b := make([]byte, 8)
 	rand.Read(b) // never fails
-	db := &DB{pool: pool, touches: touches, origin: hex.EncodeToString(b), stop: func() {}}
+	db := &DB{pool: pool, touches: touches, origin: hex.EncodeToString(b), stop: func() {},
+		saves: make(chan *saveReq), closing: make(chan struct{})}
+	for range committers {
+		db.committing.Add(1)
+		go db.commitLoop()
+	}
 	if opts.Publisher != nil {
 		onError := opts.OnError
 		if onError == nil {
@@ -156,14 +167,19 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// Close stops the feed and closes the pool's connections.
+// Close stops the committers, once the saves they have taken are done, and
+// the feed, and closes the pool's connections.
 func (db *DB) Close() error {
-	db.stop()
-	if db.feed != nil {
-		<-db.feed.done
-	}
-	db.pool.Close()
-	db.touches.Close()
+	db.closeOnce.Do(func() {
+		close(db.closing)
+		db.committing.Wait()
+		db.stop()
+		if db.feed != nil {
+			<-db.feed.done
+		}
+		db.pool.Close()
+		db.touches.Close()
+	})
 	return nil
 }
 

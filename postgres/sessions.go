@@ -67,31 +67,123 @@ func decodeSession(raw []byte) (*session.Session, error) {
 // differs; session.ErrNotFound if a session at a version past 1, or a
 // transaction to move, is not stored. The change is published before Save
 // returns.
+//
+// Saves waiting at the same moment share one database transaction (group
+// commit, as the bbolt store does): a commit that notifies holds a lock
+// every other notifying commit waits for, so one commit per save would
+// cap writes at one WAL flush each. A save refused by its checks leaves
+// nothing in the shared transaction; one that fails otherwise makes the
+// others run again without it.
 func (db *DB) Save(ctx context.Context, c *session.Change) error {
 	e, err := encodeChange(c)
 	if err != nil {
 		return err
 	}
-	var w *waiter
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		seq, err := e.apply(ctx, tx, db.origin)
-		if err == nil && seq != 0 {
-			w = db.expect(seq, c)
-		}
-		return err
-	})
-	if err != nil {
-		if w != nil {
-			db.unexpect(w)
-		}
-		return err
+	r := &saveReq{e: e, done: make(chan struct{})}
+	select {
+	case db.saves <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.closing:
+		return ErrClosed
+	}
+	<-r.done // once taken, the save may commit: wait for its outcome whatever ctx says
+	if r.err != nil {
+		return r.err
 	}
 	if c.Session != nil {
 		// The next read of this session on this replica skips the decode.
 		db.decoded.remember(c.Session.ID, e.session, c.Session)
 	}
-	db.awaitPublished(ctx, w)
+	db.awaitPublished(ctx, r.w)
 	return nil
+}
+
+// ErrClosed is returned by saves after Close.
+var ErrClosed = errors.New("postgres: closed")
+
+// saveReq is one Save waiting for its group commit.
+type saveReq struct {
+	e    *encodedChange
+	err  error
+	w    *waiter
+	done chan struct{}
+}
+
+const (
+	// committers is how many group commits run at once.
+	committers = 2
+	// maxGroup caps the saves of one group commit.
+	maxGroup = 128
+	// groupTimeout bounds one group commit.
+	groupTimeout = 30 * time.Second
+)
+
+func (db *DB) commitLoop() {
+	defer db.committing.Done()
+	batch := make([]*saveReq, 0, maxGroup)
+	for {
+		select {
+		case r := <-db.saves:
+			batch = append(batch[:0], r)
+		drain:
+			for len(batch) < maxGroup {
+				select {
+				case r := <-db.saves:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			db.commitGroup(batch)
+			for _, r := range batch {
+				close(r.done)
+			}
+		case <-db.closing:
+			return
+		}
+	}
+}
+
+// commitGroup applies the saves in one transaction and sets each one's
+// outcome. If the transaction fails for a reason that is not one save's
+// refusal, each save is run again alone, so that the failure stays with
+// the save that caused it.
+func (db *DB) commitGroup(batch []*saveReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	for _, r := range batch {
+		r.err, r.w = nil, nil
+	}
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		for _, r := range batch {
+			seq, err := r.e.applyAlone(ctx, tx, db.origin)
+			var se *session.Error
+			switch {
+			case errors.As(err, &se):
+				r.err = err
+			case err != nil:
+				return err
+			case seq != 0:
+				r.w = db.expect(seq, r.e.c)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	for _, r := range batch {
+		db.unexpect(r.w)
+		r.w = nil
+	}
+	if len(batch) == 1 {
+		batch[0].err = err
+		return
+	}
+	for _, r := range batch {
+		db.commitGroup([]*saveReq{r})
+	}
 }
 
 // SaveBatch saves each change as Save does, in order and independently,
