@@ -20,6 +20,7 @@ const nginxBinary = "/usr/sbin/nginx"
 // is read through each replica directly, and read and moved through the
 // balancer again; a create answered by one replica is read by the other.
 func TestNginxReplicas(t *testing.T) {
+	t.Parallel() // each on a database of its own, mostly waiting
 	if _, err := os.Stat(nginxBinary); err != nil {
 		if os.Getenv("CI") == "true" || os.Getenv("SESSIOND_REQUIRE_NGINX") == "1" {
 			t.Fatalf("%s is missing (apt-get install nginx)", nginxBinary)

@@ -32,10 +32,15 @@ func startReplicas(t *testing.T, n int, args ...string) []*proc {
 	url := pgtest.URL(t)
 	var ps []*proc
 	for range n {
-		a := append([]string{"--db", url, "--merchant", replicaPK + ":" + replicaSecret + ":" + e2eWhsec}, args...)
-		ps = append(ps, startServer(t, a...))
+		ps = append(ps, startReplica(t, url, args...))
 	}
 	return ps
+}
+
+// startReplica starts a server on the database at url.
+func startReplica(t *testing.T, url string, args ...string) *proc {
+	t.Helper()
+	return startServer(t, append([]string{"--db", url, "--merchant", replicaPK + ":" + replicaSecret + ":" + e2eWhsec}, args...)...)
 }
 
 type created struct{ ID, Token, URL string }
@@ -106,6 +111,7 @@ type sessionView struct {
 // TestReplicasShareSessions: a session created on A is read, moved and
 // approved on B, and A reads what B did.
 func TestReplicasShareSessions(t *testing.T) {
+	t.Parallel() // each on a database of its own, mostly waiting
 	ps := startReplicas(t, 2)
 	a, b := ps[0].url, ps[1].url
 	ta, tb := authorize(t, a, replicaPK, replicaSecret), authorize(t, b, replicaPK, replicaSecret)
@@ -141,6 +147,7 @@ func TestReplicasShareSessions(t *testing.T) {
 // TestReplicasRacingMoves: two moves from one version, one on each
 // replica at the same moment: one applies, the other gets -32009.
 func TestReplicasRacingMoves(t *testing.T) {
+	t.Parallel() // each on a database of its own, mostly waiting
 	ps := startReplicas(t, 2)
 	a, b := ps[0].url, ps[1].url
 	ta := authorize(t, a, replicaPK, replicaSecret)
@@ -178,6 +185,7 @@ func TestReplicasRacingMoves(t *testing.T) {
 // TestReplicasWebSocketFeed: a subscriber on A sees every move made on B,
 // in version order.
 func TestReplicasWebSocketFeed(t *testing.T) {
+	t.Parallel() // each on a database of its own, mostly waiting
 	ps := startReplicas(t, 2)
 	a, b := ps[0].url, ps[1].url
 	ta := authorize(t, a, replicaPK, replicaSecret)
@@ -311,6 +319,7 @@ func (r *countingReceiver) settle(quiet time.Duration) {
 // TestReplicasExpireOnce: 200 sessions expiring at once on two replicas
 // that both sweep: each aborts once, with one callback.
 func TestReplicasExpireOnce(t *testing.T) {
+	t.Parallel() // each on a database of its own, mostly waiting
 	recv := newCountingReceiver(t)
 	ps := startReplicas(t, 2, "--session-ttl", "3s", "--expiry-interval", "100ms", "--callback-allow-private")
 	a, b := ps[0].url, ps[1].url
@@ -353,6 +362,7 @@ func TestReplicasExpireOnce(t *testing.T) {
 // TestReplicasDeliverOnce: 2 000 deliveries made on both replicas, both
 // dispatching: each is POSTed exactly once.
 func TestReplicasDeliverOnce(t *testing.T) {
+	t.Parallel() // each on a database of its own, mostly waiting
 	recv := newCountingReceiver(t)
 	ps := startReplicas(t, 2, "--callback-allow-private")
 	a, b := ps[0].url, ps[1].url
@@ -402,6 +412,7 @@ func TestReplicasDeliverOnce(t *testing.T) {
 // TestReplicasKillUnderLoad: SIGKILL of A while 32 connections create on
 // it: every create A answered is read back from B.
 func TestReplicasKillUnderLoad(t *testing.T) {
+	t.Parallel() // each on a database of its own, mostly waiting
 	ps := startReplicas(t, 2)
 	a, b := ps[0], ps[1].url
 	ta := authorize(t, a.url, replicaPK, replicaSecret)
@@ -472,4 +483,70 @@ func tryCreate(client *http.Client, url, bearer string) (string, bool) {
 		return "", false
 	}
 	return r.Result.ID, true
+}
+
+// TestReplicasTakeOverClaims: A claims deliveries and is killed while its
+// attempts hang; B posts them once their lease has run out, and not before.
+func TestReplicasTakeOverClaims(t *testing.T) {
+	t.Parallel() // each on a database of its own, mostly waiting
+	var answering atomic.Bool
+	hung := make(chan struct{}, 16)
+	var mu sync.Mutex
+	posted := map[string]time.Time{} // webhook id → when answered 200
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.ReadAll(req.Body)
+		if !answering.Load() {
+			hung <- struct{}{}
+			<-req.Context().Done() // held until the poster goes away
+			return
+		}
+		mu.Lock()
+		posted[req.Header.Get("webhook-id")] = time.Now()
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	// Deliveries are held for --callback-timeout plus a minute.
+	const timeout = 5 * time.Second
+	args := []string{"--callback-allow-private", "--callback-timeout", timeout.String()}
+	url := pgtest.URL(t)
+	a := startReplica(t, url, args...)
+	ta := authorize(t, a.url, replicaPK, replicaSecret)
+	const n = 4 // A's attempts in flight to one host
+	cbs := []map[string]any{{"url": recv.URL + "/cb", "session_state": 1}}
+	for range n {
+		c := replicaDeposit(t, a.url, ta, map[string]any{"callbacks": cbs})
+		mustCall(t, a.url, "", "client.transition", map[string]any{"token": c.Token, "state": 1}, nil)
+	}
+	for range n {
+		select {
+		case <-hung:
+		case <-time.After(30 * time.Second):
+			t.Fatal("A did not attempt its deliveries")
+		}
+	}
+	startReplica(t, url, args...) // B
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
+	killed := time.Now()
+	answering.Store(true)
+	deadline := killed.Add(timeout + time.Minute + 30*time.Second)
+	for {
+		mu.Lock()
+		got := len(posted)
+		mu.Unlock()
+		if got == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B posted %d of A's %d claimed deliveries within the lease and 30s", got, n)
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition, not synchronising
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, at := range posted {
+		if d := at.Sub(killed); d < 30*time.Second {
+			t.Errorf("%s posted %v after A died, before A's lease could have ended", id, d)
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/sessiond/sessiond/admin"
+	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/web"
@@ -36,7 +37,10 @@ logged once. SIGINT and SIGTERM stop it gracefully.`,
 				return usagef("sessiond serve: takes flags only, not %q", pos[0])
 			}
 			o.levelFromFile = !f.given["log-level"]
-			if !f.given["admin-socket"] {
+			// A database URL names no file to put the socket beside, and
+			// replicas on one machine would share one: on PostgreSQL the
+			// admin socket is off unless --admin-socket names it.
+			if !f.given["admin-socket"] && !postgres.IsURL(c.DB) {
 				c.AdminSocket = admin.DefaultSocket(c.DB)
 			}
 			return serve(env, c, o)
