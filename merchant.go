@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/admin"
+	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
 )
@@ -164,7 +165,7 @@ func dataFlags(f *flagSet) (db, socket *string, resolve func()) {
 	f.String(db, "db", "FILE", "data file")
 	f.String(socket, "admin-socket", "PATH", "admin socket of the running server (default FILE.admin.sock beside --db)")
 	return db, socket, func() {
-		if !f.given["admin-socket"] {
+		if !f.given["admin-socket"] && !postgres.IsURL(*db) {
 			*socket = admin.DefaultSocket(*db)
 		}
 	}
@@ -202,6 +203,17 @@ func withAdmin(db, socket string, create bool, fn func(admin.Admin) error) error
 		if c, ok := admin.Dial(socket); ok {
 			return fn(c)
 		}
+	}
+	if postgres.IsURL(db) {
+		// The database is shared: work on it directly, servers running or not.
+		d, err := postgres.Open(context.Background(), db, postgres.Options{})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return fn(&admin.Ops{Svc: session.NewService(d), Snapshot: func(io.Writer) (int64, error) {
+			return 0, errors.New("a PostgreSQL database is backed up with pg_dump")
+		}})
 	}
 	if _, err := os.Stat(db); err != nil && !create {
 		return fmt.Errorf("no server answers on %s and there is no data file %s; give --db (and --admin-socket if the server has its own)", socket, db)

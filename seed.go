@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
 )
@@ -38,9 +39,20 @@ func seed(env *cmdEnv, dbPath string, n, due int, merchantSpec, prefix string) e
 	if !ok || n < 1 || due > n {
 		return usagef("sessiond seed: want --merchant PUBLIC_KEY:SECRET, --sessions ≥ 1 and --due ≤ --sessions")
 	}
-	db, err := store.Open(dbPath, store.Options{LockTimeout: time.Second})
-	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("%s is in use by a running server; stop it first", dbPath)
+	var db interface {
+		session.Store
+		Close() error
+	}
+	var err error
+	if postgres.IsURL(dbPath) {
+		db, err = postgres.Open(context.Background(), dbPath, postgres.Options{})
+	} else {
+		var bolt *store.DB
+		bolt, err = store.Open(dbPath, store.Options{LockTimeout: time.Second})
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%s is in use by a running server; stop it first", dbPath)
+		}
+		db = bolt
 	}
 	if err != nil {
 		return err
