@@ -158,13 +158,20 @@ export async function openPage(browser, viewport, name, locale = 'en-GB') {
   return {
     page,
     context,
-    // shot saves a screenshot as artifacts/<name>/<nn-step>.png.
-    async shot(step) {
+    // shot saves a screenshot as artifacts/<name>/<nn-step>.png, then
+    // audits the page as it stands: no serious or critical axe-core
+    // violation, nothing wider than the viewport. Pass { audit: false }
+    // for a page that is not sessiond's (a shop the test runs).
+    async shot(step, { audit = true } = {}) {
       n++;
       // A full-page screenshot re-emulates the screen, under which a phone
       // context briefly hovers: keep the pointer off the page.
       await page.mouse.move(0, 0);
       await page.screenshot({ path: path.join(dir, `${String(n).padStart(2, '0')}-${step}.png`), fullPage: true, animations: 'disabled' });
+      if (audit) {
+        assert.deepEqual(await axe(page), [], `axe at ${name}/${step}`);
+        assert.deepEqual(await overflow(page), [], `horizontal overflow at ${name}/${step}`);
+      }
     },
     async check() {
       let csp = [];
