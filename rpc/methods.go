@@ -448,6 +448,11 @@ func (s *Server) clientGet(ctx context.Context, r *request) (any, error) {
 	if o.MerchantName, err = s.svc.MerchantName(ctx, v.MerchantID); err != nil {
 		return nil, err
 	}
+	msg, err := s.svc.TransactionMessage(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	o.Message = optString(msg)
 	return o, nil
 }
 

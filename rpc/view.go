@@ -216,10 +216,14 @@ type clientObject struct {
 	// session has no brand_name, and when the session completed.
 	MerchantName string    `json:"merchant_name"`
 	Completed    *unixTime `json:"completed"`
+	// For the receipt: the session's short reference, and the message
+	// of its transaction, once it has one.
+	Reference *int64  `json:"reference"`
+	Message   *string `json:"message"`
 }
 
 func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
-	return &clientObject{
+	o := &clientObject{
 		ID:          v.ID,
 		Type:        v.Type.Number(),
 		TypeName:    v.Type,
@@ -238,6 +242,10 @@ func (s *Server) clientObject(v *session.Session, now time.Time) *clientObject {
 		ErrorCode:   optString(v.ErrorCode),
 		Completed:   optTime(v.Completed),
 	}
+	if v.Reference != 0 {
+		o.Reference = &v.Reference
+	}
+	return o
 }
 
 // transactionObject is a transaction on the wire (API.md section 5).

@@ -27,3 +27,16 @@ func (s *Service) MerchantName(ctx context.Context, id string) (string, error) {
 	}
 	return m.Name, nil
 }
+
+// TransactionMessage returns the message (the end user's statement text)
+// of sess's transaction, and "" while it has none.
+func (s *Service) TransactionMessage(ctx context.Context, sess *Session) (string, error) {
+	if sess.TransactionID == "" {
+		return "", nil
+	}
+	t, err := s.store.Transaction(ctx, sess.TransactionID)
+	if err != nil {
+		return "", fmt.Errorf("session: transaction %s of a session: %w", sess.TransactionID, err)
+	}
+	return t.Message, nil
+}

@@ -75,19 +75,19 @@ const WORDS = {
     bank: 'Choose your bank', lead: (amount, payee) => `pay ${amount} to ${payee}`, login: 'Log in to Test Bank', loginButton: 'Log in',
     account: 'Choose an account', everyday: 'Everyday account', confirm: 'Confirm your payment', pay: (amount) => `Pay ${amount}`,
     sign: 'Sign the payment', signButton: 'Sign payment', done: 'Payment complete', paid: (amount, payee) => `You paid ${amount} to ${payee}.`,
-    amount: 'Amount', to: 'To', date: 'Date', receipt: 'Receipt', step: 'Step 1 of 4', allDone: 'All 4 steps done',
+    amount: 'Amount', to: 'To', date: 'Date', message: 'Message', receipt: 'Receipt', step: 'Step 1 of 4', allDone: 'All 4 steps done',
   },
   sv: {
     bank: 'Välj din bank', lead: (amount, payee) => `betala ${amount} till ${payee}`, login: 'Logga in på Test Bank', loginButton: 'Logga in',
     account: 'Välj ett konto', everyday: 'Lönekonto', confirm: 'Bekräfta din betalning', pay: (amount) => `Betala ${amount}`,
     sign: 'Signera betalningen', signButton: 'Signera betalningen', done: 'Betalningen är klar', paid: (amount, payee) => `Du har betalat ${amount} till ${payee}.`,
-    amount: 'Belopp', to: 'Till', date: 'Datum', receipt: 'Kvitto', step: 'Steg 1 av 4', allDone: 'Alla 4 steg klara',
+    amount: 'Belopp', to: 'Till', date: 'Datum', message: 'Meddelande', receipt: 'Kvitto', step: 'Steg 1 av 4', allDone: 'Alla 4 steg klara',
   },
   de: {
     bank: 'Wählen Sie Ihre Bank', lead: (amount, payee) => `${amount} an ${payee} zu zahlen`, login: 'Bei Test Bank anmelden', loginButton: 'Anmelden',
     account: 'Wählen Sie ein Konto', everyday: 'Girokonto', confirm: 'Bestätigen Sie Ihre Zahlung', pay: (amount) => `${amount} zahlen`,
     sign: 'Zahlung signieren', signButton: 'Zahlung signieren', done: 'Zahlung abgeschlossen', paid: (amount, payee) => `Sie haben ${amount} an ${payee} gezahlt.`,
-    amount: 'Betrag', to: 'An', date: 'Datum', receipt: 'Beleg', step: 'Schritt 1 von 4', allDone: 'Alle 4 Schritte erledigt',
+    amount: 'Betrag', to: 'An', date: 'Datum', message: 'Mitteilung', receipt: 'Beleg', step: 'Schritt 1 von 4', allDone: 'Alle 4 Schritte erledigt',
   },
 };
 
@@ -161,6 +161,10 @@ async function walkDeposit(t, created, w, amount, payee) {
   await step(t, 'complete');
 
   const s = await srv.merchant('session.get', { id: created.id });
+  const tx = await srv.merchant('transaction.get', { id: s.transaction_id });
+  assert.ok(tx.message, 'the transaction has a message');
+  assert.equal(r[w.message], tx.message);
+  assert.equal(squash(await page.locator('.receipt-id').textContent()), `ID: ${s.reference}`);
   assert.equal(s.state, 12);
   assert.equal(s.state_name, 'STATE_COMPLETED');
   assert.deepEqual(s.bank, { id: 'testbank', name: 'Test Bank' });
@@ -334,7 +338,7 @@ describe('hosted page', () => {
     const t = await openPage(browser, DESKTOP, 'other-types');
     const { page } = t;
     try {
-      const w = await srv.merchant('session.create_withdrawal', { amount: 300, country_id: 'no', locale: 'en-NO', brand_name: 'Fjord Casino' });
+      const w = await srv.merchant('session.create_withdrawal', { amount: 300, country_id: 'no', locale: 'en-NO', brand_name: 'Fjord Casino', statement_reference: 'Fjord Casino win 42' });
       await page.goto(w.url);
       await heading(page, 'Choose your bank');
       await page.getByText(/receive .* from Fjord Casino/).waitFor();
@@ -346,6 +350,8 @@ describe('hosted page', () => {
       await t.shot('withdrawal-confirm');
       await page.getByRole('button', { name: 'Confirm payout' }).click();
       await heading(page, 'Payout confirmed');
+      assert.equal(squash(await page.locator('.receipt dd').last().textContent()), 'Fjord Casino win 42', 'the receipt shows the transaction\'s message');
+      assert.match(squash(await page.locator('.receipt-id').textContent()), /^ID: \d+$/);
       await t.shot('withdrawal-done');
       let s = await srv.merchant('session.get', { id: w.id });
       assert.equal(s.state, 12);

@@ -910,9 +910,9 @@
         ['fact.amount', money(s)],
         [withWhom(s), payeeOf(s)],
         ['fact.date', dateTime(s.completed || Date.now() / 1000)],
-        ['fact.reference', s.reference != null && s.reference !== '' ? t('receipt.id', { id: String(s.reference) }) : null],
         ['fact.message', s.message || null],
-      ], 'receipt-facts'));
+      ], 'receipt-facts'),
+      s.reference != null && s.reference !== '' ? h('p', { class: 'receipt-id' }, t('receipt.id', { id: String(s.reference) })) : null);
   }
 
   function buildFinal(s, code) {
