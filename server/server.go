@@ -361,11 +361,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		if err != nil {
 			return web.Page{}, false, err
 		}
-		payee, err := svc.Payee(ctx, v)
+		hp, err := svc.HostedPage(ctx, v)
 		if err != nil {
 			return web.Page{}, false, err
 		}
-		return web.Page{RedirectURI: v.Params.RedirectURI, Payee: payee, Locale: v.Params.Locale, CountryID: v.Params.CountryID}, true, nil
+		return web.Page{
+			RedirectURI: v.Params.RedirectURI, Payee: hp.Payee, Locale: v.Params.Locale, CountryID: v.Params.CountryID,
+			FrameAncestors: hp.FrameAncestors,
+		}, true, nil
 	}, web.Options{FrameAncestors: m.cfg.FrameAncestors}))
 	m.http = &http.Server{
 		Handler:           forwarded(c.TrustedProxies, m.rpc.Handler()),

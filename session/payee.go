@@ -5,18 +5,27 @@ import (
 	"fmt"
 )
 
-// Payee returns who the end user of sess deals with, as the hosted page
-// names them: the brand name the session was created with, else its
-// merchant's name.
-func (s *Service) Payee(ctx context.Context, sess *Session) (string, error) {
-	if sess.Params.BrandName != "" {
-		return sess.Params.BrandName, nil
-	}
-	name, err := s.MerchantName(ctx, sess.MerchantID)
+// HostedPage is what the end user's hosted page needs to know of a
+// session's merchant.
+type HostedPage struct {
+	// Payee is who the end user deals with: the brand name the session
+	// was created with, else the merchant's name.
+	Payee string
+	// FrameAncestors are the merchant's origins that may embed the page.
+	FrameAncestors []string
+}
+
+// HostedPage returns what sess's hosted page shows of its merchant.
+func (s *Service) HostedPage(ctx context.Context, sess *Session) (HostedPage, error) {
+	m, err := s.store.Merchant(ctx, sess.MerchantID)
 	if err != nil {
-		return "", err
+		return HostedPage{}, fmt.Errorf("session: merchant %s of a session: %w", sess.MerchantID, err)
 	}
-	return name, nil
+	p := HostedPage{Payee: sess.Params.BrandName, FrameAncestors: m.FrameAncestors}
+	if p.Payee == "" {
+		p.Payee = m.Name
+	}
+	return p, nil
 }
 
 // MerchantName returns the name of the merchant with id.
@@ -26,6 +35,25 @@ func (s *Service) MerchantName(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("session: merchant %s of a session: %w", id, err)
 	}
 	return m.Name, nil
+}
+
+// SetFrameAncestors replaces the origins that may embed the hosted pages
+// of the merchant with id (none for an empty list). ErrNotFound for an
+// unknown merchant.
+func (s *Service) SetFrameAncestors(ctx context.Context, id string, origins []string) (*Merchant, error) {
+	m, err := s.store.Merchant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.FrameAncestors = append([]string(nil), origins...)
+	if len(origins) == 0 {
+		m.FrameAncestors = nil
+	}
+	if err := s.store.PutMerchant(ctx, m); err != nil {
+		return nil, err
+	}
+	s.auth.forget(m.ID) // remembered copies would carry the old list
+	return m, nil
 }
 
 // TransactionMessage returns the message (the end user's statement text)

@@ -716,3 +716,41 @@ func TestExpireDueInOneBatch(t *testing.T) {
 		t.Errorf("expiring 100 sessions took %d commits, want 1", after-before)
 	}
 }
+
+// The hosted page names the brand, else the merchant, and carries the
+// merchant's frame ancestors, which SetFrameAncestors keeps in the store.
+func TestHostedPage(t *testing.T) {
+	f := mustService(t)
+	ctx := context.Background()
+	branded, _ := f.create(t, session.TypeDeposit, session.Params{Amount: amount("50"), CountryID: "se", BrandName: "Nordic Outdoor"})
+	plain, _ := f.create(t, session.TypeDeposit, deposit())
+	for _, c := range []struct {
+		s    *session.Session
+		want string
+	}{{branded, "Nordic Outdoor"}, {plain, "shop"}} {
+		hp, err := f.svc.HostedPage(ctx, c.s)
+		if err != nil || hp.Payee != c.want || hp.FrameAncestors != nil {
+			t.Errorf("HostedPage: %+v, %v; want payee %q, no frame ancestors", hp, err, c.want)
+		}
+	}
+	origins := []string{"https://shop.example", "https://*.shop.example"}
+	if _, err := f.svc.SetFrameAncestors(ctx, f.m.ID, origins); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.db.Merchant(ctx, f.m.ID)
+	if err != nil || strings.Join(stored.FrameAncestors, " ") != strings.Join(origins, " ") {
+		t.Fatalf("stored frame ancestors %q, %v; want %q", stored.FrameAncestors, err, origins)
+	}
+	if hp, _ := f.svc.HostedPage(ctx, plain); strings.Join(hp.FrameAncestors, " ") != strings.Join(origins, " ") {
+		t.Errorf("HostedPage frame ancestors %q, want %q", hp.FrameAncestors, origins)
+	}
+	if _, err := f.svc.SetFrameAncestors(ctx, f.m.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if hp, _ := f.svc.HostedPage(ctx, plain); hp.FrameAncestors != nil {
+		t.Errorf("after clearing: %q", hp.FrameAncestors)
+	}
+	if _, err := f.svc.SetFrameAncestors(ctx, "no-such-merchant", origins); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("unknown merchant: %v, want ErrNotFound", err)
+	}
+}

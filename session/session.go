@@ -290,6 +290,10 @@ type Merchant struct {
 	PreviousCallbackUntil  time.Time `json:"previous_callback_until,omitempty"`
 	// Disabled merchants cannot authorize, and hold no live token.
 	Disabled bool `json:"disabled,omitempty"`
+	// FrameAncestors are the origins (scheme://host[:port]), beyond the
+	// server's own list, that may embed this merchant's hosted pages in a
+	// frame; the caller checks their form before it sets them.
+	FrameAncestors []string `json:"frame_ancestors,omitempty"`
 }
 
 // TokenKind tells access tokens from refresh tokens.
