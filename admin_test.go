@@ -249,3 +249,31 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
 	}
 }
+
+// TestSetFrameAncestorsStopped: on a stopped data file the merchant's
+// frame ancestors are checked, kept and shown; a bad origin changes
+// nothing, and "" clears them. (The live path, through the admin socket,
+// is walked by the browser tests, which frame the page.)
+func TestSetFrameAncestorsStopped(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "sessiond.db")
+	add := fields(sessiond(t, 0, "merchant", "add", "Nordic Shoes AB", "--db", db))
+	id := add["merchant_id"]
+
+	out := sessiond(t, 0, "merchant", "set-frame-ancestors", id, "--origins", "https://Shop.example, https://*.nordic.example", "--db", db)
+	if !strings.Contains(out, "frame_ancestors  https://shop.example https://*.nordic.example\n") {
+		t.Errorf("set-frame-ancestors printed\n%s", out)
+	}
+	for _, bad := range []string{"https://shop.example/path", "'none'", "https://shop.example; script-src *"} {
+		if out := sessiond(t, 1, "merchant", "set-frame-ancestors", id, "--origins", bad, "--db", db); !strings.Contains(out, "frame ancestor") {
+			t.Errorf("--origins %q: %q", bad, out)
+		}
+	}
+	if out := sessiond(t, 0, "merchant", "show", add["public_key"], "--db", db); !strings.Contains(out, "frame_ancestors  https://shop.example https://*.nordic.example\n") {
+		t.Errorf("after bad origins, show printed\n%s", out)
+	}
+	sessiond(t, 1, "merchant", "set-frame-ancestors", id, "--db", db) // --origins is required
+	out = sessiond(t, 0, "merchant", "set-frame-ancestors", id, "--origins", "", "--db", db)
+	if strings.Contains(out, "frame_ancestors") {
+		t.Errorf("after clearing, printed\n%s", out)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -119,6 +120,25 @@ a public_key.`,
 			}),
 		},
 		{
+			name: "set-frame-ancestors", summary: "let the merchant's own origins embed its hosted pages in a frame", args: "REF --origins ORIGINS [flags]",
+			setup: func(f *flagSet) func(*cmdEnv, []string) error {
+				var origins string
+				run := adminCommand(1, "REF", func(ctx context.Context, env *cmdEnv, a admin.Admin, pos []string) error {
+					if !f.given["origins"] {
+						return usagef("%s: --origins is required (\"\" for none)", f.fs.Name())
+					}
+					m, err := a.SetFrameAncestors(ctx, pos[0], origins)
+					if err != nil {
+						return err
+					}
+					printMerchant(env.stdout, m)
+					return nil
+				})(f)
+				f.String(&origins, "origins", "ORIGINS", "comma-separated scheme://host[:port], beyond serve's --frame-ancestors; \"\" for none")
+				return run
+			},
+		},
+		{
 			name: "revoke-tokens", summary: "revoke every token of a merchant; it authorizes again with its secret", args: "REF [flags]",
 			setup: adminCommand(1, "REF", func(ctx context.Context, env *cmdEnv, a admin.Admin, pos []string) error {
 				if err := a.RevokeTokens(ctx, pos[0]); err != nil {
@@ -141,6 +161,9 @@ func status(m admin.Merchant) string {
 func printMerchant(w io.Writer, m admin.Merchant) {
 	fmt.Fprintf(w, "merchant_id      %s\nname             %s\npublic_key       %s\ncreated          %s\nstatus           %s\n",
 		m.ID, m.Name, m.PublicKey, m.Created.UTC().Format(time.RFC3339), status(m))
+	if len(m.FrameAncestors) > 0 {
+		fmt.Fprintf(w, "frame_ancestors  %s\n", strings.Join(m.FrameAncestors, " "))
+	}
 	if m.OldCallbackSecretUntil != nil {
 		fmt.Fprintf(w, "old callback secret signs until %s\n", m.OldCallbackSecretUntil.UTC().Format(time.RFC3339))
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/web"
 )
 
 // Merchant is what the admin commands show of a merchant: never a secret.
@@ -32,10 +33,13 @@ type Merchant struct {
 	// OldCallbackSecretUntil, if set, is when the callback secret rotated
 	// out stops signing beside the new one.
 	OldCallbackSecretUntil *time.Time `json:"old_callback_secret_until,omitempty"`
+	// FrameAncestors are the origins that may embed the merchant's hosted
+	// pages, beyond the server's --frame-ancestors.
+	FrameAncestors []string `json:"frame_ancestors,omitempty"`
 }
 
 func view(m *session.Merchant, now time.Time) Merchant {
-	v := Merchant{ID: m.ID, Name: m.Name, PublicKey: m.PublicKey, Created: m.Created, Disabled: m.Disabled}
+	v := Merchant{ID: m.ID, Name: m.Name, PublicKey: m.PublicKey, Created: m.Created, Disabled: m.Disabled, FrameAncestors: m.FrameAncestors}
 	if m.PreviousCallbackSecret != "" && now.Before(m.PreviousCallbackUntil) {
 		t := m.PreviousCallbackUntil
 		v.OldCallbackSecretUntil = &t
@@ -78,6 +82,9 @@ type Admin interface {
 	RotateCallbackSecret(ctx context.Context, ref string, overlap time.Duration) (session.Credentials, error)
 	SetDisabled(ctx context.Context, ref string, disabled bool) (Merchant, error)
 	RevokeTokens(ctx context.Context, ref string) error
+	// SetFrameAncestors replaces the origins (a comma-separated list, ""
+	// for none) that may embed the merchant's hosted pages.
+	SetFrameAncestors(ctx context.Context, ref, origins string) (Merchant, error)
 	// Backup writes a consistent snapshot of the data file to w.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 }
@@ -170,6 +177,24 @@ func (o *Ops) RevokeTokens(ctx context.Context, ref string) error {
 	return o.Svc.RevokeTokens(ctx, m.ID)
 }
 
+// SetFrameAncestors replaces the origins that may embed the merchant's
+// hosted pages; origins is a comma-separated list (web.ParseOrigins), ""
+// for none.
+func (o *Ops) SetFrameAncestors(ctx context.Context, ref, origins string) (Merchant, error) {
+	list, err := web.ParseOrigins(origins)
+	if err != nil {
+		return Merchant{}, &Error{Code: session.CodeInvalid, Msg: strings.TrimPrefix(err.Error(), "web: ")}
+	}
+	m, err := o.find(ctx, ref)
+	if err != nil {
+		return Merchant{}, err
+	}
+	if m, err = o.Svc.SetFrameAncestors(ctx, m.ID, list); err != nil {
+		return Merchant{}, err
+	}
+	return view(m, o.Svc.Now()), nil
+}
+
 // Backup writes a consistent snapshot of the data file to w.
 func (o *Ops) Backup(ctx context.Context, w io.Writer) (int64, error) { return o.Snapshot(w) }
 
@@ -255,6 +280,9 @@ func Handler(o *Ops) http.Handler {
 			reply(w, m, err)
 		case "revoke-tokens":
 			reply(w, struct{}{}, o.RevokeTokens(ctx, ref))
+		case "frame-ancestors":
+			m, err := o.SetFrameAncestors(ctx, ref, r.URL.Query().Get("origins"))
+			reply(w, m, err)
 		default:
 			http.NotFound(w, r)
 		}
@@ -362,6 +390,12 @@ func (c *Client) SetDisabled(ctx context.Context, ref string, disabled bool) (Me
 
 func (c *Client) RevokeTokens(ctx context.Context, ref string) error {
 	return c.do(ctx, http.MethodPost, "/merchants/"+url.PathEscape(ref)+"/revoke-tokens", nil, &struct{}{})
+}
+
+func (c *Client) SetFrameAncestors(ctx context.Context, ref, origins string) (Merchant, error) {
+	var m Merchant
+	q := url.Values{"origins": {origins}}
+	return m, c.do(ctx, http.MethodPost, "/merchants/"+url.PathEscape(ref)+"/frame-ancestors", q, &m)
 }
 
 // Backup streams the server's snapshot to w, and fails unless all of it

@@ -41,6 +41,11 @@ export function addMerchant(db, name) {
   return Object.fromEntries(out.trim().split('\n').map((line) => line.split(/\s+/, 2)));
 }
 
+// sessiond runs the binary with args and returns its standard output.
+export function sessiond(...args) {
+  return execFileSync(buildBinary(), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 // startServer runs `sessiond serve` on 127.0.0.1:0 and resolves once it
 // logs "listening". Call stop() when finished. With opts.prepare(db), the
 // data file is prepared first (merchants added), and opts.merchant names
@@ -95,6 +100,8 @@ export async function startServer(extraArgs = [], opts = {}) {
   return {
     base,
     logs,
+    db,
+    creds,
     // rpc calls a method and returns its result; it throws on an error.
     async rpc(method, params = {}) {
       const msg = await call(method, params);

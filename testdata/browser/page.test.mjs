@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
-  addMerchant, createDeposit, DESKTOP, heading, launchBrowser, openPage, PHONE, startServer, until,
+  addMerchant, createDeposit, DESKTOP, heading, launchBrowser, openPage, PHONE, sessiond, startServer, until,
 } from './harness.mjs';
 
 const money = (locale, currency, n) => new Intl.NumberFormat(locale, { style: 'currency', currency }).format(n);
@@ -610,6 +610,34 @@ describe('embedding in a merchant page', () => {
       assert.equal(s.state, 1);
     } finally {
       await t.close();
+    }
+  });
+
+  test('allowed for one merchant, set live with merchant set-frame-ancestors (desktop)', async () => {
+    const own = await startServer([], { prepare: (db) => addMerchant(db, 'Nordic Shoes AB') });
+    const t = await openPage(browser, DESKTOP, 'embedded-merchant', 'sv-SE');
+    const { page } = t;
+    try {
+      const created = await own.merchant('session.create_deposit', { amount: 50, country_id: 'se', locale: 'sv-SE' });
+      let resp = await page.request.get(created.url);
+      assert.equal(resp.headers()['x-frame-options'], 'DENY', 'framing allowed before the merchant allowed it');
+
+      // Through the running server's admin socket: no restart.
+      const out = sessiond('merchant', 'set-frame-ancestors', own.creds.merchant_id, '--origins', shopOrigin, '--db', own.db);
+      assert.match(out, new RegExp(`frame_ancestors +${shopOrigin}`));
+      resp = await page.request.get(created.url);
+      assert.equal(resp.headers()['content-security-policy'].split('; ').pop(), `frame-ancestors ${shopOrigin}`);
+      assert.equal(resp.headers()['x-frame-options'], undefined);
+      await page.goto(`${shopOrigin}/?src=${encodeURIComponent(created.url)}`);
+      await page.frameLocator('iframe').getByRole('heading', { level: 1, name: 'Välj din bank' }).waitFor();
+      await t.shot('framed', { audit: false });
+
+      sessiond('merchant', 'set-frame-ancestors', own.creds.merchant_id, '--origins', '', '--db', own.db);
+      resp = await page.request.get(created.url);
+      assert.equal(resp.headers()['x-frame-options'], 'DENY', 'still framable after the merchant\'s origins were cleared');
+    } finally {
+      await t.close();
+      await own.stop();
     }
   });
 
