@@ -61,8 +61,9 @@ func decodeSession(raw []byte) (*session.Session, error) {
 }
 
 // Save writes a change in one database transaction: the session, checked
-// against its stored version, its transaction (checked against TxFrom),
-// its deliveries, its timers and its entry in the change feed.
+// against its stored version, its transaction (checked against TxFrom, or
+// new), its bank account, its deliveries, its timers and its entry in the
+// change feed; a new refund is checked against its deposit's amount.
 // session.ErrVersionConflict if the stored version or transaction state
 // differs; session.ErrNotFound if a session at a version past 1, or a
 // transaction to move, is not stored. The change is published before Save
@@ -279,8 +280,8 @@ func encodeChange(c *session.Change) (*encodedChange, error) {
 		if e.session, err = json.Marshal(c.Session); err != nil {
 			return nil, fmt.Errorf("postgres: encode session %s: %w", c.Session.ID, err)
 		}
-	} else if c.Transaction == nil || c.TxFrom == nil {
-		return nil, fmt.Errorf("postgres: a change without a session needs a transaction and its state before")
+	} else if c.Transaction == nil {
+		return nil, fmt.Errorf("postgres: a change without a session needs a transaction")
 	}
 	if c.Transaction != nil {
 		if e.tx, err = json.Marshal(c.Transaction); err != nil {
@@ -297,10 +298,10 @@ func encodeChange(c *session.Change) (*encodedChange, error) {
 
 // applyAlone applies the change so that, when its checks refuse it,
 // nothing of it stays in tx: a change with two checks (a session's version
-// and its transaction's state) runs in a savepoint, since the second can
-// fail after the first has written.
+// and its transaction's state, or that its transaction is new) runs in a
+// savepoint, since the second can fail after the first has written.
 func (e *encodedChange) applyAlone(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
-	if e.c.Session == nil || e.c.TxFrom == nil {
+	if e.c.Session == nil || e.c.Transaction == nil {
 		return e.apply(ctx, tx, origin)
 	}
 	var seq int64
@@ -350,14 +351,18 @@ func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx, origin string) (in
 			}
 		}
 	}
+	if err := e.applyAccounts(ctx, tx); err != nil {
+		return 0, err
+	}
 	b := &pgx.Batch{}
 	if t := e.c.Transaction; t != nil {
 		if e.c.TxFrom != nil {
 			b.Queue(`UPDATE transactions SET state = $3, data = $4 WHERE id = $1 AND state = $2`,
 				t.ID, int(*e.c.TxFrom), int(t.State), e.tx)
 		} else {
-			b.Queue(`INSERT INTO transactions (id, session_id, state, data) VALUES ($1, $2, $3, $4)`,
-				t.ID, t.SessionID, int(t.State), e.tx)
+			b.Queue(`INSERT INTO transactions (id, session_id, state, merchant_id, merchant_reference, original_transaction_id, amount, data)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+				t.ID, t.SessionID, int(t.State), t.MerchantID, nullable(t.MerchantReference), nullable(t.OriginalTransactionID), int64(t.Amount), e.tx)
 		}
 	}
 	for i, d := range e.c.Deliveries {
