@@ -365,10 +365,19 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		if err != nil {
 			return web.Page{}, false, err
 		}
-		return web.Page{
+		p := web.Page{
 			RedirectURI: v.Params.RedirectURI, Payee: hp.Payee, Locale: v.Params.Locale, CountryID: v.Params.CountryID,
 			FrameAncestors: hp.FrameAncestors,
-		}, true, nil
+		}
+		for _, b := range session.Banks(v.Params.CountryID) {
+			if b.Enabled {
+				p.Banks = append(p.Banks, web.Bank{ID: b.ID, Name: b.Name})
+			}
+		}
+		if v.Bank != nil {
+			p.Bank = &web.Bank{ID: v.Bank.ID, Name: v.Bank.Name}
+		}
+		return p, true, nil
 	}, web.Options{FrameAncestors: m.cfg.FrameAncestors}))
 	m.http = &http.Server{
 		Handler:           forwarded(c.TrustedProxies, m.rpc.Handler()),

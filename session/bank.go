@@ -14,7 +14,7 @@ type TestBank struct {
 }
 
 // testBanks are the names of the test banks every country has, by id. The
-// first, "testbank", is the one the hosted page and the sandbox choose
+// first, "testbank", is the one the sandbox chooses
 // when nothing is preselected.
 var testBanks = []struct{ id, name string }{
 	{"testbank", "Test Bank"},

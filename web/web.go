@@ -45,6 +45,19 @@ type Page struct {
 	// FrameAncestors are origins, beyond the server's, that may embed this
 	// session's page (the merchant's own).
 	FrameAncestors []string
+	// Banks are the banks the page offers, those of the session's country,
+	// in order.
+	Banks []Bank
+	// Bank is the session's bank, preselected at create or chosen since;
+	// nil for none. A page that opens on a session with a preselected bank
+	// goes straight to that bank.
+	Bank *Bank
+}
+
+// Bank is a bank the page offers, as client.transition names it.
+type Bank struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // Lookup returns the page of the session with the end-user token, and
@@ -185,6 +198,10 @@ func Handler(lookup Lookup, o Options) http.Handler {
 		}
 		d := s.data(Language(p.Locale, p.CountryID))
 		d.RedirectURI, d.Payee = p.RedirectURI, p.Payee
+		d.Banks = BanksData{Banks: p.Banks, Bank: p.Bank}
+		if d.Banks.Banks == nil {
+			d.Banks.Banks = []Bank{}
+		}
 		s.render(w, r, s.page, http.StatusOK, d, append(o.FrameAncestors[:len(o.FrameAncestors):len(o.FrameAncestors)], p.FrameAncestors...))
 	})
 	mux.HandleFunc("/client/", func(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +221,14 @@ type pageData struct {
 	Lang        string
 	RedirectURI string
 	Payee       string
+	Banks       BanksData
 	msgs        messages
+}
+
+// BanksData is the page's banks as its script reads them.
+type BanksData struct {
+	Banks []Bank `json:"banks"`
+	Bank  *Bank  `json:"bank"`
 }
 
 func (s *site) data(lang string) pageData {

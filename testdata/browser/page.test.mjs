@@ -196,6 +196,54 @@ describe('hosted page', () => {
     }
   });
 
+  test('without bank_id: the banks of the country from bank.list, and the one clicked is the session\'s (desktop)', async () => {
+    const { banks } = await srv.merchant('bank.list', { country_id: 'se' });
+    assert.ok(banks.length >= 3, `bank.list gives ${banks.length} banks`);
+    const created = await createDeposit(srv);
+    const t = await openPage(browser, DESKTOP, 'banks-choice');
+    try {
+      await t.page.goto(created.url);
+      await heading(t.page, WORDS.en.bank);
+      const offered = t.page.locator('#screen .choices button');
+      await until(async () => (await offered.count()) === banks.length, 10000, 'every bank is offered');
+      assert.deepEqual((await t.page.locator('#screen .choices .choice-title').allTextContents()).map(squash), banks.map((b) => b.name));
+      await step(t, 'choose-bank');
+      const pick = banks[1];
+      await t.page.getByRole('button', { name: new RegExp(pick.name) }).click();
+      await heading(t.page, `Log in to ${pick.name}`);
+      const s = await srv.merchant('session.get', { id: created.id });
+      assert.equal(s.state, 1);
+      assert.deepEqual(s.bank, { id: pick.id, name: pick.name });
+      await t.check();
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('with bank_id: the page opens on that bank\'s login, and state 1 has it (phone)', async () => {
+    const { banks } = await srv.merchant('bank.list', { country_id: 'se' });
+    const pre = banks[2];
+    const created = await createDeposit(srv, { bank_id: pre.id });
+    const t = await openPage(browser, PHONE, 'banks-preselected');
+    try {
+      await t.page.goto(created.url);
+      await heading(t.page, `Log in to ${pre.name}`, 5000);
+      await headingFocused(t.page);
+      await step(t, 'log-in-preselected');
+      const s = await srv.merchant('session.get', { id: created.id });
+      assert.equal(s.state, 1);
+      assert.deepEqual(s.bank, { id: pre.id, name: pre.name });
+      assert.equal(s.bank_id, pre.id);
+      // Reloaded on the login, it stays there and still names the bank.
+      await t.page.reload();
+      await heading(t.page, `Log in to ${pre.name}`, 5000);
+      assert.equal((await srv.merchant('session.get', { id: created.id })).state, 1);
+      await t.check();
+    } finally {
+      await t.close();
+    }
+  });
+
   test('deposit walked in Swedish (phone, 390 px)', async () => {
     const created = await createDeposit(srv, { amount: 1249.5, locale: 'sv-SE', brand_name: 'Nordic Outdoor' });
     const t = await openPage(browser, PHONE, 'deposit-sv-phone', 'sv-SE');

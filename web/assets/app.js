@@ -45,6 +45,7 @@
   function t(key, vars) {
     let m = MESSAGES[key];
     if (m == null) return key;
+    vars = Object.assign({ bank: currentBank().name }, vars);
     if (typeof m === 'object') m = m[plurals.select(Number(vars && vars.n))] || m.other;
     return String(m).replace(/\{(\w+)\}/g, (all, k) => {
       if (!vars || vars[k] == null) return all;
@@ -53,7 +54,26 @@
   }
   const has = (key) => Object.prototype.hasOwnProperty.call(MESSAGES, key);
 
-  const TEST_BANK = { id: 'testbank', name: 'Test Bank' };
+  // The banks of the session's country, and the session's bank
+  // (preselected at create, or chosen), which the server put in the page.
+  const BANKS = (() => {
+    try {
+      const d = JSON.parse(el('banks').textContent);
+      return { banks: Array.isArray(d.banks) ? d.banks : [], bank: d.bank || null };
+    } catch (_) {
+      return { banks: [], bank: null };
+    }
+  })();
+  const FALLBACK_BANK = { id: 'testbank', name: 'Test Bank' };
+  // currentBank is the bank chosen on this page, else the session's, else
+  // the first offered.
+  const currentBank = () => app.bank || BANKS.bank || BANKS.banks[0] || FALLBACK_BANK;
+  const initials = (name) => String(name).split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join('');
+  // chooseBank moves to the bank's login.
+  function chooseBank(b) {
+    app.bank = { id: b.id, name: b.name };
+    runMoves([{ state: 1, bank: app.bank }], t('busy.opening'));
+  }
   const TEST_ACCOUNTS = [
     { label: 'account.everyday', holder: 'Alex Tester', iban: 'SE4550000000058398257466', bban: '50000000058398257466' },
     { label: 'account.savings', holder: 'Alex Tester', iban: 'SE7280000810340009783242', bban: '80000810340009783242' },
@@ -100,6 +120,8 @@
     screenKey: null,
     gone: false, // the token stopped working
     account: null, // the account chosen on this page, to show it when signing
+    bank: null, // the bank chosen on this page
+    preselectTried: false, // a preselected bank is opened once, on its own
     redirectTimer: null,
     transport: 'none',
   };
@@ -712,7 +734,7 @@
 
   function bankHead(title) {
     return h('div', { class: 'bankbox-head' },
-      h('span', { class: 'choice-logo', 'aria-hidden': 'true', text: 'TB' }),
+      h('span', { class: 'choice-logo', 'aria-hidden': 'true', text: initials(currentBank().name) }),
       h('div', { class: 'choice-text' },
         h('span', { class: 'choice-title', text: title }),
         h('span', { class: 'choice-sub', text: t('testbank.tag') })));
@@ -761,14 +783,21 @@
         parts.push(heading(t('bank.title')),
           lead(t('bank.lead.' + g, { amount, payee })),
           h('ul', { class: 'choices', 'aria-label': t('banks.label') },
-            h('li', {}, h('button', {
-              type: 'button', class: 'choice', 'data-move': '1',
-              onclick: () => runMoves([{ state: 1, bank: TEST_BANK }], t('busy.opening')),
+            (BANKS.banks.length ? BANKS.banks : [FALLBACK_BANK]).map((b) => h('li', {}, h('button', {
+              type: 'button', class: 'choice', 'data-move': '1', 'data-bank': b.id,
+              onclick: () => chooseBank(b),
             },
-            h('span', { class: 'choice-logo', 'aria-hidden': 'true', text: 'TB' }),
+            h('span', { class: 'choice-logo', 'aria-hidden': 'true', text: initials(b.name) }),
             h('span', { class: 'choice-text' },
-              h('span', { class: 'choice-title', text: TEST_BANK.name }),
-              h('span', { class: 'choice-sub', text: t('testbank.sub') }))))));
+              h('span', { class: 'choice-title', text: b.name }),
+              h('span', { class: 'choice-sub', text: t('testbank.sub') })))))));
+        // A preselected bank opens on its own: the end user goes straight
+        // to its login, once; if that fails, the choice stays here.
+        if (BANKS.bank && !app.preselectTried) {
+          app.preselectTried = true;
+          const b = BANKS.bank;
+          setTimeout(() => chooseBank(b), 0);
+        }
         break;
       }
       case 1: {
