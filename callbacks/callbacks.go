@@ -277,20 +277,37 @@ func (d *Dispatcher) waitIdle(done <-chan struct{}) bool {
 func (d *Dispatcher) Flush(ctx context.Context) error {
 	now := d.cfg.Now()
 	for {
+		// An attempt held while the claim runs keeps its host's other
+		// deliveries out of the claim, even if it ends a moment later;
+		// and an attempt the claim starts may end before the look below.
+		// So every delivery due has been tried only when nothing was held
+		// before the claim, nothing is held after it, and no attempt
+		// ended in between.
+		heldBefore, ended := d.busy()
 		if _, err := d.start(ctx, now); err != nil {
 			return err
 		}
-		// Nothing in flight means the claim found nothing due with room:
-		// every delivery due has been tried.
-		inflight, ended := d.busy()
-		if !inflight {
+		heldAfter, next := d.busy()
+		if !heldBefore && !heldAfter && !isClosed(ended) {
 			return nil
 		}
+		if !heldAfter {
+			continue
+		}
 		select {
-		case <-ended:
+		case <-next:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
