@@ -741,14 +741,14 @@ func TestHostedPage(t *testing.T) {
 	if err != nil || strings.Join(stored.FrameAncestors, " ") != strings.Join(origins, " ") {
 		t.Fatalf("stored frame ancestors %q, %v; want %q", stored.FrameAncestors, err, origins)
 	}
-	if hp, _ := f.svc.HostedPage(ctx, plain); strings.Join(hp.FrameAncestors, " ") != strings.Join(origins, " ") {
-		t.Errorf("HostedPage frame ancestors %q, want %q", hp.FrameAncestors, origins)
+	if hp, err := f.svc.HostedPage(ctx, plain); err != nil || strings.Join(hp.FrameAncestors, " ") != strings.Join(origins, " ") {
+		t.Errorf("HostedPage frame ancestors %q, %v; want %q", hp.FrameAncestors, err, origins)
 	}
 	if _, err := f.svc.SetFrameAncestors(ctx, f.m.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	if hp, _ := f.svc.HostedPage(ctx, plain); hp.FrameAncestors != nil {
-		t.Errorf("after clearing: %q", hp.FrameAncestors)
+	if hp, err := f.svc.HostedPage(ctx, plain); err != nil || hp.FrameAncestors != nil {
+		t.Errorf("after clearing: %q, %v; want none", hp.FrameAncestors, err)
 	}
 	if _, err := f.svc.SetFrameAncestors(ctx, "no-such-merchant", origins); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("unknown merchant: %v, want ErrNotFound", err)

@@ -73,11 +73,11 @@ func TestResetMerchant(t *testing.T) {
 	if _, err := db.Transaction(ctx, txs[0]); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("reset merchant's transaction: %v, want not found", err)
 	}
-	if ds, _ := db.SessionDeliveries(ctx, ids[0]); len(ds) != 0 {
-		t.Errorf("reset merchant's deliveries: %d", len(ds))
+	if ds, err := db.SessionDeliveries(ctx, ids[0]); err != nil || len(ds) != 0 {
+		t.Errorf("reset merchant's deliveries: %d, %v; want none", len(ds), err)
 	}
-	if ss, _ := db.SessionsByReference(ctx, merchants[0].ID, "ref", 10); len(ss) != 0 {
-		t.Errorf("reset merchant's sessions by reference: %d", len(ss))
+	if ss, err := db.SessionsByReference(ctx, merchants[0].ID, "ref", 10); err != nil || len(ss) != 0 {
+		t.Errorf("reset merchant's sessions by reference: %d, %v; want none", len(ss), err)
 	}
 	if _, err := db.Session(ctx, ids[1]); err != nil {
 		t.Errorf("other merchant's session: %v", err)
