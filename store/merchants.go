@@ -124,11 +124,13 @@ func (db *DB) PurgeTokens(ctx context.Context, now time.Time, limit int) (int, e
 	// Look first, so that an idle server does not commit (and fsync) an
 	// empty transaction every sweep.
 	var due bool
-	db.view(func(tx *bolt.Tx) error {
+	if err := db.view(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bucketTokenExpiry).Cursor().First()
 		due = k != nil && beforeOrAt(k, now)
 		return nil
-	})
+	}); err != nil {
+		return 0, err
+	}
 	if !due {
 		return 0, nil
 	}

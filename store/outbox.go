@@ -90,8 +90,10 @@ func (db *DB) ClaimDeliveries(ctx context.Context, c session.Claim) (session.Cla
 		host string
 	}
 	var damaged []bad
+	// claims.mu is held while the due list is read and the claims taken,
+	// and let go before any write below: the committer takes it too,
+	// after each commit, so a write waited on under it would never end.
 	db.claims.mu.Lock()
-	defer db.claims.mu.Unlock()
 	now := uint64(c.Now.UnixNano())
 	next := uint64(0)
 	err := db.view(func(tx *bolt.Tx) error {
@@ -141,19 +143,26 @@ func (db *DB) ClaimDeliveries(ctx context.Context, c session.Claim) (session.Cla
 		return nil
 	})
 	if err != nil {
+		db.claims.mu.Unlock()
 		return session.Claimed{}, err
 	}
 	until := c.Now.Add(c.Lease)
 	for _, d := range out.Deliveries {
 		db.claims.takeLocked(claimDelivery, d.WebhookID, c.Owner, until)
 	}
+	db.claims.mu.Unlock()
 	if next != 0 {
 		out.Next = time.Unix(0, int64(next))
 	}
 	for _, b := range damaged {
 		d := &session.Delivery{WebhookID: b.id, Status: session.DeliveryFailed, LastError: "set aside: " + b.why}
 		if err := db.setAside(ctx, b.key, d); err != nil {
-			return out, err
+			// Nothing claimed here is handed out with an error: let the
+			// claims go, so the next claim finds them at once.
+			for _, d := range out.Deliveries {
+				db.claims.release(claimDelivery, d.WebhookID, c.Owner)
+			}
+			return session.Claimed{}, err
 		}
 		out.Damaged = append(out.Damaged, d)
 	}

@@ -344,10 +344,12 @@ func (e *encodedChange) putSession(btx *bolt.Tx) error {
 // TouchInterval later; session.ErrNotFound if the session is not stored.
 func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
 	var found bool
-	db.view(func(tx *bolt.Tx) error {
+	if err := db.view(func(tx *bolt.Tx) error {
 		found = tx.Bucket(bucketSessions).Get([]byte(id)) != nil
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
 	if !found {
 		return session.ErrNotFound
 	}

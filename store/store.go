@@ -160,13 +160,16 @@ func Open(path string, opts Options) (*DB, error) {
 		onCmt:   opts.OnCommit,
 	}
 	var n int64
-	db.view(func(tx *bolt.Tx) error {
+	if err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			n++
 		}
 		return nil
-	})
+	}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: count pending deliveries in %s: %w", path, err)
+	}
 	db.pending.Store(n)
 	db.touches.start(db, opts.TouchInterval)
 	go db.commitLoop()
