@@ -31,6 +31,22 @@ func optString(s string) *string {
 	return &s
 }
 
+// bankAccountObject is the session's picked account on the wire: a holder,
+// IBAN or BBAN the end user did not give is null, as every absent value is.
+type bankAccountObject struct {
+	ID     string  `json:"id"`
+	Holder *string `json:"holder"`
+	IBAN   *string `json:"iban"`
+	BBAN   *string `json:"bban"`
+}
+
+func bankAccountOf(a *session.BankAccount) *bankAccountObject {
+	if a == nil {
+		return nil
+	}
+	return &bankAccountObject{ID: a.ID, Holder: optString(a.Holder), IBAN: optString(a.IBAN), BBAN: optString(a.BBAN)}
+}
+
 func optAmount(a session.Amount) *session.Amount {
 	if a == 0 {
 		return nil
@@ -40,59 +56,59 @@ func optAmount(a session.Amount) *session.Amount {
 
 // sessionObject is the session as session.get shows it (API.md section 3).
 type sessionObject struct {
-	ID                    string               `json:"id"`
-	Type                  int                  `json:"type"`
-	TypeName              session.Type         `json:"type_name"`
-	MerchantID            string               `json:"merchant_id"`
-	Reference             *int64               `json:"reference"`
-	State                 session.State        `json:"state"`
-	StateName             string               `json:"state_name"`
-	ErrorCode             *string              `json:"error_code"`
-	Amount                *session.Amount      `json:"amount"`
-	CurrencyID            *string              `json:"currency_id"`
-	CountryID             string               `json:"country_id"`
-	Locale                *string              `json:"locale"`
-	MerchantReference     *string              `json:"merchant_reference"`
-	CustomerID            *string              `json:"customer_id"`
-	TransactionID         *string              `json:"transaction_id"`
-	BankID                *string              `json:"bank_id"`
-	BankIntegrationID     *string              `json:"bank_integration_id"`
-	Bank                  *session.Bank        `json:"bank"`
-	BankAccountID         *string              `json:"bank_account_id"`
-	BankAccount           *session.BankAccount `json:"bank_account"`
-	ApprovalRequired      bool                 `json:"approval_required"`
-	Approval              *string              `json:"approval"`
-	Created               unixTime             `json:"created"`
-	Completed             *unixTime            `json:"completed"`
-	Expires               unixTime             `json:"expires"`
-	LastRequest           *unixTime            `json:"last_request"`
-	IP                    *string              `json:"ip"`
-	UserAgent             *string              `json:"user_agent"`
-	Role                  string               `json:"role"`
-	CurrentStep           int                  `json:"current_step"`
-	TotalSteps            int                  `json:"total_steps"`
-	Version               int                  `json:"version"`
-	Callbacks             []session.Callback   `json:"callbacks"`
-	Verifications         json.RawMessage      `json:"verifications"`
-	ViewState             json.RawMessage      `json:"view_state"`
-	CustomerFirstname     *string              `json:"customer_firstname"`
-	CustomerLastname      *string              `json:"customer_lastname"`
-	CustomerEmail         *string              `json:"customer_email"`
-	CustomerDOB           *string              `json:"customer_dob"`
-	CustomerStreetAddress *string              `json:"customer_street_address"`
-	CustomerZip           *string              `json:"customer_zip"`
-	CustomerCity          *string              `json:"customer_city"`
-	CustomerAddress       *session.Address     `json:"customer_address"`
-	SSN                   *string              `json:"ssn"`
-	BrandName             *string              `json:"brand_name"`
-	RedirectURI           *string              `json:"redirect_uri"`
-	DeeplinkRedirect      *string              `json:"deeplink_redirect"`
-	ClosedLoop            *session.ClosedLoop  `json:"closed_loop"`
-	Hint                  *session.Hint        `json:"hint"`
-	StatementReference    *string              `json:"statement_reference"`
-	RequestedStartDate    *string              `json:"requested_start_date"`
-	CustomerReference     *string              `json:"customer_reference"`
-	Metadata              json.RawMessage      `json:"metadata"`
+	ID                    string              `json:"id"`
+	Type                  int                 `json:"type"`
+	TypeName              session.Type        `json:"type_name"`
+	MerchantID            string              `json:"merchant_id"`
+	Reference             *int64              `json:"reference"`
+	State                 session.State       `json:"state"`
+	StateName             string              `json:"state_name"`
+	ErrorCode             *string             `json:"error_code"`
+	Amount                *session.Amount     `json:"amount"`
+	CurrencyID            *string             `json:"currency_id"`
+	CountryID             string              `json:"country_id"`
+	Locale                *string             `json:"locale"`
+	MerchantReference     *string             `json:"merchant_reference"`
+	CustomerID            *string             `json:"customer_id"`
+	TransactionID         *string             `json:"transaction_id"`
+	BankID                *string             `json:"bank_id"`
+	BankIntegrationID     *string             `json:"bank_integration_id"`
+	Bank                  *session.Bank       `json:"bank"`
+	BankAccountID         *string             `json:"bank_account_id"`
+	BankAccount           *bankAccountObject  `json:"bank_account"`
+	ApprovalRequired      bool                `json:"approval_required"`
+	Approval              *string             `json:"approval"`
+	Created               unixTime            `json:"created"`
+	Completed             *unixTime           `json:"completed"`
+	Expires               unixTime            `json:"expires"`
+	LastRequest           *unixTime           `json:"last_request"`
+	IP                    *string             `json:"ip"`
+	UserAgent             *string             `json:"user_agent"`
+	Role                  string              `json:"role"`
+	CurrentStep           int                 `json:"current_step"`
+	TotalSteps            int                 `json:"total_steps"`
+	Version               int                 `json:"version"`
+	Callbacks             []session.Callback  `json:"callbacks"`
+	Verifications         json.RawMessage     `json:"verifications"`
+	ViewState             json.RawMessage     `json:"view_state"`
+	CustomerFirstname     *string             `json:"customer_firstname"`
+	CustomerLastname      *string             `json:"customer_lastname"`
+	CustomerEmail         *string             `json:"customer_email"`
+	CustomerDOB           *string             `json:"customer_dob"`
+	CustomerStreetAddress *string             `json:"customer_street_address"`
+	CustomerZip           *string             `json:"customer_zip"`
+	CustomerCity          *string             `json:"customer_city"`
+	CustomerAddress       *session.Address    `json:"customer_address"`
+	SSN                   *string             `json:"ssn"`
+	BrandName             *string             `json:"brand_name"`
+	RedirectURI           *string             `json:"redirect_uri"`
+	DeeplinkRedirect      *string             `json:"deeplink_redirect"`
+	ClosedLoop            *session.ClosedLoop `json:"closed_loop"`
+	Hint                  *session.Hint       `json:"hint"`
+	StatementReference    *string             `json:"statement_reference"`
+	RequestedStartDate    *string             `json:"requested_start_date"`
+	CustomerReference     *string             `json:"customer_reference"`
+	Metadata              json.RawMessage     `json:"metadata"`
 }
 
 func (s *Server) sessionObject(v *session.Session, now time.Time) *sessionObject {
@@ -113,7 +129,7 @@ func (s *Server) sessionObject(v *session.Session, now time.Time) *sessionObject
 		CustomerID:            optString(v.CustomerID),
 		TransactionID:         optString(v.TransactionID),
 		Bank:                  v.Bank,
-		BankAccount:           v.BankAccount,
+		BankAccount:           bankAccountOf(v.BankAccount),
 		ApprovalRequired:      p.ApprovalRequired,
 		Approval:              optString(string(v.Approval)),
 		Created:               unixTime(v.Created),
