@@ -1,7 +1,5 @@
 package session
 
-import "sort"
-
 // TestBank is one of the banks the hosted page offers, as bank.list lists
 // them. sessiond talks to no real bank: every country has the same few
 // test banks, each of which can be walked to any outcome.
@@ -46,12 +44,3 @@ func BankOf(countryID, id string) (TestBank, bool) {
 	return TestBank{}, false
 }
 
-// CountryIDs returns the supported country ids, sorted.
-func CountryIDs() []string {
-	ids := make([]string, 0, len(Countries))
-	for c := range Countries {
-		ids = append(ids, c)
-	}
-	sort.Strings(ids)
-	return ids
-}
