@@ -43,4 +43,3 @@ func BankOf(countryID, id string) (TestBank, bool) {
 	}
 	return TestBank{}, false
 }
-
