@@ -3,6 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,7 +29,8 @@ in-process JSON-RPC handler, the ceiling on this machine, and prints ratios.`,
 			URL: "http://127.0.0.1:8080", Method: bench.DefaultMethod, Concurrency: bench.DefaultConcurrency,
 			Duration: bench.DefaultDuration, Setup: bench.DefaultSetup,
 		}
-		var params, compare, methods string
+		var params, compare, methods, serveBaseline string
+		var makeSessions int
 		f.group("Target")
 		f.String(&cfg.URL, "url", "URL", "server base URL")
 		f.String(&cfg.Merchant, "merchant", "PUBLIC_KEY:SECRET", "merchant to authorize with")
@@ -39,6 +45,9 @@ in-process JSON-RPC handler, the ceiling on this machine, and prints ratios.`,
 		f.String(&compare, "compare", "DB,DB", "instead of --url: serve each database in-process in turn (bbolt for a fresh file, or a postgres:// URL) and run --methods on each")
 		methods = compareMethods
 		f.String(&methods, "methods", "M,M", "methods of --compare")
+		f.group("For other load generators (wrk)")
+		f.String(&serveBaseline, "serve-baseline", "ADDR", "instead of loading: serve the baseline handler on ADDR until interrupted")
+		f.Int(&makeSessions, "make-sessions", "N", "instead of loading: create N deposit sessions on --url and print the bearer token, then each session's id and token")
 		return func(env *cmdEnv, pos []string) error {
 			if len(pos) > 0 {
 				return usagef("sessiond bench: takes flags only, not %q", pos[0])
@@ -52,6 +61,12 @@ in-process JSON-RPC handler, the ceiling on this machine, and prints ratios.`,
 			cfg.Progress = env.stderr
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			switch {
+			case serveBaseline != "":
+				return serveBaselineOn(ctx, serveBaseline, env.stderr)
+			case makeSessions != 0:
+				return bench.MakeSessions(ctx, cfg, makeSessions, env.stdout)
+			}
 			if compare != "" {
 				return runCompare(ctx, cfg, strings.Split(compare, ","), strings.Split(methods, ","), env.stdout, env.stderr)
 			}
@@ -59,4 +74,23 @@ in-process JSON-RPC handler, the ceiling on this machine, and prints ratios.`,
 			return err
 		}
 	},
+}
+
+// serveBaselineOn serves bench's baseline handler at addr until ctx is done,
+// so that wrk can measure the same ceiling `bench --baseline` does.
+func serveBaselineOn(ctx context.Context, addr string, stderr io.Writer) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("sessiond bench: --serve-baseline: %w", err)
+	}
+	srv := &http.Server{Handler: bench.Baseline()}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	fmt.Fprintf(stderr, "baseline listening on http://%s\n", l.Addr())
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

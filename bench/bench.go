@@ -10,6 +10,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -337,4 +338,43 @@ func baselineHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	// A failed write means the client went away; there is no one to tell.
 	_ = json.NewEncoder(w).Encode(&resp)
+}
+
+// Baseline returns the minimal JSON-RPC handler that --baseline measures,
+// to be served on its own for another load generator (wrk) to measure the
+// same ceiling.
+func Baseline() http.Handler { return http.HandlerFunc(baselineHandler) }
+
+// MakeSessions creates n deposit sessions on cfg.URL as cfg.Merchant, with
+// cfg.Concurrency calls at a time, and writes a line per session to out:
+// its id and its token, separated by a space. The first line is the
+// merchant's bearer token, "bearer <access_token>", so that a script can
+// load merchant methods with it.
+func MakeSessions(ctx context.Context, cfg Config, n int, out io.Writer) error {
+	cfg.Setup = max(n, 1)
+	if cfg.Merchant == "" {
+		return errors.New("bench: --merchant PUBLIC_KEY:SECRET is required to make sessions")
+	}
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return err
+	}
+	if n < 1 {
+		return fmt.Errorf("bench: sessions to make must be at least 1, got %d", n)
+	}
+	b := &bench{cfg: cfg, client: newClient(cfg.Concurrency)}
+	defer b.client.CloseIdleConnections()
+	if err := b.authorize(ctx); err != nil {
+		return err
+	}
+	made, err := b.create(ctx, n)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(out)
+	fmt.Fprintf(w, "bearer %s\n", strings.TrimPrefix(b.bearer, "Bearer "))
+	for _, s := range made {
+		fmt.Fprintf(w, "%s %s\n", s.ID, s.Token)
+	}
+	return w.Flush()
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"io"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -362,5 +363,45 @@ func TestWalkParams(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("moves:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestMakeSessions(t *testing.T) {
+	f, srv := newFake(t)
+	var out bytes.Buffer
+	cfg := Config{URL: srv.URL, Concurrency: 4, Merchant: fakeMerchant}
+	if err := MakeSessions(context.Background(), cfg, 7, &out); err != nil {
+		t.Fatalf("MakeSessions: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if want := "bearer " + strings.TrimPrefix(fakeBearer, "Bearer "); lines[0] != want {
+		t.Errorf("first line %q, want %q", lines[0], want)
+	}
+	if got := len(lines) - 1; got != 7 {
+		t.Fatalf("%d session lines, want 7:\n%s", got, out.String())
+	}
+	seen := map[string]bool{}
+	for _, l := range lines[1:] {
+		id, token, ok := strings.Cut(l, " ")
+		if !ok || !strings.HasPrefix(id, "id-") || !strings.HasPrefix(token, "token-") || seen[id] {
+			t.Errorf("session line %q is not a new \"ID TOKEN\"", l)
+		}
+		seen[id] = true
+	}
+	if got := f.count("session.create_deposit"); got != 7 {
+		t.Errorf("server saw %d creates, want 7", got)
+	}
+
+	for _, bad := range []struct {
+		cfg  Config
+		n    int
+		want string
+	}{
+		{Config{URL: srv.URL}, 3, "--merchant"},
+		{cfg, 0, "at least 1"},
+	} {
+		if err := MakeSessions(context.Background(), bad.cfg, bad.n, io.Discard); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("MakeSessions(%d) = %v, want an error about %s", bad.n, err, bad.want)
+		}
 	}
 }
