@@ -3,8 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
-	"io"
 	"encoding/json"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
