@@ -127,7 +127,7 @@ func refuseBody(w http.ResponseWriter, r *http.Request, status int, e *rpcError)
 		writeJSON(w, status, &response{err: e.rpc})
 		return
 	}
-	writeJSON(w, status, e.data)
+	writeJSON(w, apiStatus(status), e.data)
 }
 
 // errResponseTooLarge answers the entries of a batch (or a single request)
@@ -203,4 +203,16 @@ func (r *response) writeTo(w io.Writer) {
 	io.WriteString(w, `,"result":`)
 	w.Write(result)
 	io.WriteString(w, "}")
+}
+
+// apiStatus is the status of an /api failure that HTTP alone would answer
+// with status: Brite answers 401, 404, 429 and 500 as they are and every
+// other failure with 400 (API.md section 7), so a body too large, too slow
+// or of the wrong type is a 400 there too, told apart by its error_name.
+func apiStatus(status int) int {
+	switch status {
+	case http.StatusUnauthorized, http.StatusNotFound, http.StatusTooManyRequests, http.StatusInternalServerError:
+		return status
+	}
+	return http.StatusBadRequest
 }

@@ -493,7 +493,7 @@ func (s *Server) clientTransition(ctx context.Context, r *request) (any, error) 
 // serveAPI serves a method Brite-style: the body is the params object, the
 // answer the bare result, or Brite's error body with an HTTP status.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
-	fail := func(status int, e *rpcError) { writeJSON(w, status, e.data) }
+	fail := func(status int, e *rpcError) { writeJSON(w, apiStatus(status), e.data) }
 	body, ok := s.readBody(w, r, fail)
 	if !ok {
 		return
