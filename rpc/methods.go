@@ -211,13 +211,6 @@ func (s *Server) createSession(ctx context.Context, m *session.Merchant, typ ses
 	return &createResult{ID: v.ID, Token: token, URL: s.cfg.PublicURL + "/client/" + token}, nil
 }
 
-// paramID returns the one param, id, of methods that take only an id.
-func paramID(raw json.RawMessage) (string, error) { return (&request{params: raw}).id() }
-
-// paramToken returns the one param, token, of methods that take only an
-// end-user token.
-func paramToken(raw json.RawMessage) (string, error) { return (&request{params: raw}).token() }
-
 // id returns the one param, id, of methods that take only an id.
 func (r *request) id() (string, error) {
 	var p struct {

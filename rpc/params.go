@@ -12,14 +12,11 @@ import (
 	"github.com/sessiond/sessiond/session"
 )
 
-// decodeParams decodes a params object into v. Params that name no field
-// of v are ignored, as Brite ignores them; a value of the wrong type is
-// InvalidParams naming the field. Absent params decode as {}.
-func decodeParams(raw json.RawMessage, v any) error { return decodeParamsMode(raw, v, false) }
-
-// decodeParamsMode decodes like decodeParams; strict refuses unknown
-// params instead (UnknownParameter, naming the field), for
-// serve --strict-params.
+// decodeParamsMode decodes a params object into v. Params that name no
+// field of v are ignored, as Brite ignores them, unless strict (serve
+// --strict-params), which refuses the first of them (UnknownParameter,
+// naming the field); a value of the wrong type is InvalidParams naming the
+// field. Absent params decode as {}.
 func decodeParamsMode(raw json.RawMessage, v any, strict bool) error {
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")

@@ -56,7 +56,7 @@ func (s *Server) sandboxMethods(t map[string]method) {
 }
 
 func (s *Server) sandboxReset(ctx context.Context, r *request) (any, error) {
-	if err := decodeParams(r.params, &struct{}{}); err != nil {
+	if err := r.decode(&struct{}{}); err != nil {
 		return nil, err
 	}
 	if err := s.cfg.Controls.Reset(ctx, r.merchant); err != nil {
@@ -69,7 +69,7 @@ func (s *Server) sandboxAdvanceTime(ctx context.Context, r *request) (any, error
 	var p struct {
 		Seconds *float64 `json:"seconds"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if p.Seconds == nil {
@@ -89,7 +89,7 @@ func (s *Server) sandboxAdvanceTime(ctx context.Context, r *request) (any, error
 }
 
 func (s *Server) sandboxExpire(ctx context.Context, r *request) (any, error) {
-	id, err := paramID(r.params)
+	id, err := r.id()
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (s *Server) sandboxFailCallbacks(ctx context.Context, r *request) (any, err
 		Status    json.RawMessage `json:"status"`
 		Count     *int            `json:"count"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if err := required("url_prefix", p.URLPrefix); err != nil {
@@ -148,7 +148,7 @@ func (s *Server) sandboxResend(ctx context.Context, r *request) (any, error) {
 	var p struct {
 		WebhookID string `json:"webhook_id"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if err := required("webhook_id", p.WebhookID); err != nil {
@@ -179,7 +179,7 @@ func (s *Server) sandboxDeliveries(ctx context.Context, r *request) (any, error)
 		Since     *float64 `json:"since"`
 		SessionID string   `json:"session_id"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	var since time.Time

@@ -428,7 +428,7 @@ func (s *Server) wsAuthenticate(ctx context.Context, r *request) (any, error) {
 	var p struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if err := required("access_token", p.AccessToken); err != nil {
@@ -446,7 +446,7 @@ func (s *Server) wsAuthenticate(ctx context.Context, r *request) (any, error) {
 }
 
 func (s *Server) sessionSubscribe(ctx context.Context, r *request) (any, error) {
-	id, err := paramID(r.params)
+	id, err := r.id()
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +458,7 @@ func (s *Server) sessionSubscribe(ctx context.Context, r *request) (any, error) 
 }
 
 func (s *Server) clientSubscribe(ctx context.Context, r *request) (any, error) {
-	token, err := paramToken(r.params)
+	token, err := r.token()
 	if err != nil {
 		return nil, err
 	}
@@ -473,7 +473,7 @@ func (s *Server) unsubscribe(ctx context.Context, r *request) (any, error) {
 	var p struct {
 		Subscription string `json:"subscription"`
 	}
-	if err := decodeParams(r.params, &p); err != nil {
+	if err := r.decode(&p); err != nil {
 		return nil, err
 	}
 	if err := required("subscription", p.Subscription); err != nil {
