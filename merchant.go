@@ -14,6 +14,7 @@ import (
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
+	"golang.org/x/crypto/argon2"
 )
 
 var merchantCmd = &command{
@@ -234,7 +235,7 @@ func withAdmin(db, socket string, create bool, fn func(admin.Admin) error) error
 			return err
 		}
 		defer d.Close()
-		return fn(&admin.Ops{Svc: session.NewService(d), Snapshot: func(io.Writer) (int64, error) {
+		return fn(&admin.Ops{Svc: session.NewService(d, argon2.IDKey), Snapshot: func(io.Writer) (int64, error) {
 			return 0, errors.New("a PostgreSQL database is backed up with pg_dump")
 		}})
 	}
@@ -249,7 +250,7 @@ func withAdmin(db, socket string, create bool, fn func(admin.Admin) error) error
 		return err
 	}
 	defer d.Close()
-	if err := fn(&admin.Ops{Svc: session.NewService(d), Snapshot: d.Backup}); err != nil {
+	if err := fn(&admin.Ops{Svc: session.NewService(d, argon2.IDKey), Snapshot: d.Backup}); err != nil {
 		return err
 	}
 	return d.Close()

@@ -11,6 +11,7 @@ import (
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
+	"golang.org/x/crypto/argon2"
 )
 
 var seedCmd = &command{
@@ -58,7 +59,7 @@ func seed(env *cmdEnv, dbPath string, n, due int, merchantSpec, prefix string) e
 		return err
 	}
 	defer db.Close()
-	svc := session.NewService(db)
+	svc := session.NewService(db, argon2.IDKey)
 	ctx := context.Background()
 	m, _, _, err := svc.EnsureMerchant(ctx, session.Credentials{PublicKey: pk, Secret: secret})
 	if err != nil {

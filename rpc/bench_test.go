@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
+	"golang.org/x/crypto/argon2"
 )
 
 // benchServer is the real handler over a real store, with a merchant, its
@@ -24,7 +25,7 @@ func benchServer(b *testing.B, n int) (h http.Handler, bearer string, ids, token
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	svc := session.NewService(db)
+	svc := session.NewService(db, argon2.IDKey)
 	ctx := context.Background()
 	_, cr, err := svc.AddMerchant(ctx, "bench", session.Credentials{})
 	if err != nil {

@@ -89,6 +89,7 @@ import (
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
+	"golang.org/x/crypto/argon2"
 )
 
 // The limits of the test server, small so that cases can cross them.
@@ -138,7 +139,7 @@ func mustServer(tb testing.TB, cfg rpc.Config) *testServer {
 	}
 	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond)}
 	random := &faultyRandom{}
-	svc := session.NewService(db)
+	svc := session.NewService(db, argon2.IDKey)
 	svc.Now, svc.Random = clock.Now, random
 	svc.SecretCost = session.SecretCost{MemoryKiB: 64, Passes: 1} // fast tests; the cost is not what they test
 	logs := &logBuffer{}

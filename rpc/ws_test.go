@@ -21,6 +21,7 @@ import (
 	"github.com/sessiond/sessiond/store"
 	"github.com/sourcegraph/jsonrpc2"
 	jsonrpc2ws "github.com/sourcegraph/jsonrpc2/websocket"
+	"golang.org/x/crypto/argon2"
 )
 
 // wsFixture is a real server (bbolt in a temp dir, real HTTP) with a hub
@@ -45,7 +46,7 @@ func newWSFixtureWith(t *testing.T, cfg Config) *wsFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc := session.NewService(db)
+	svc := session.NewService(db, argon2.IDKey)
 	ctx := context.Background()
 	_, cr, err := svc.AddMerchant(ctx, "shop", session.Credentials{})
 	if err != nil {

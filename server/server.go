@@ -34,6 +34,7 @@ import (
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
 	"github.com/sessiond/sessiond/web"
+	"golang.org/x/crypto/argon2"
 )
 
 // Config is every setting of one server. Start from DefaultConfig.
@@ -246,7 +247,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.db, err = m.openDB(ctx, met, feed, &news); err != nil {
 		return err
 	}
-	m.svc = session.NewService(m.db)
+	m.svc = session.NewService(m.db, argon2.IDKey)
 	news.Store(m.svc)
 	m.svc.SessionTTL, m.svc.TokenTTL = c.SessionTTL, c.TokenTTL
 	if c.Sandbox { // payouts and refunds settle in three sandbox steps: 1→4→5→6

@@ -10,12 +10,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/argon2"
 )
 
 // newUUID returns an RFC 9562 version 7 UUID: 48 bits of Unix milliseconds,
@@ -155,10 +154,16 @@ func acquireKDF(ctx context.Context) error {
 
 func releaseKDF() { <-kdfSlots }
 
+// Argon2id derives a key of keyLen bytes from secret and salt with argon2id
+// (RFC 9106) at the cost given: the signature of
+// golang.org/x/crypto/argon2.IDKey. The Service is given one, so that this
+// package needs only the standard library.
+type Argon2id func(secret, salt []byte, passes, memoryKiB uint32, lanes uint8, keyLen uint32) []byte
+
 // deriveSecret hashes a merchant secret with salt as kdf says: an
-// argon2id name as SecretCost.kdf makes, with any parameters within bounds, or "" for the salted SHA-256 of
-// records made before argon2id.
-func deriveSecret(kdf string, salt []byte, secret string) ([]byte, error) {
+// argon2id name as SecretCost.kdf makes, with any parameters within
+// bounds, or "" for the salted SHA-256 of records made before argon2id.
+func deriveSecret(argon2id Argon2id, kdf string, salt []byte, secret string) ([]byte, error) {
 	if kdf == "" {
 		h := sha256.New()
 		h.Write(salt)
@@ -171,7 +176,10 @@ func deriveSecret(kdf string, salt []byte, secret string) ([]byte, error) {
 		m < 8 || m > 1<<20 || t < 1 || t > 16 || p < 1 || p > 16 {
 		return nil, fmt.Errorf("unknown secret hash %q", kdf)
 	}
-	return argon2.IDKey([]byte(secret), salt, t, m, p, 32), nil
+	if argon2id == nil {
+		return nil, errors.New("no argon2id function given to the Service")
+	}
+	return argon2id([]byte(secret), salt, t, m, p, 32), nil
 }
 
 // verifiedCache remembers, per merchant, a keyed hash of the secret last

@@ -200,7 +200,7 @@ func (s *Service) setSecret(m *Merchant, secret string) error {
 	if _, err := s.Random.Read(salt); err != nil {
 		return fmt.Errorf("session: salt: %w", err)
 	}
-	h, err := deriveSecret(s.SecretCost.kdf(), salt, secret)
+	h, err := deriveSecret(s.argon2id, s.SecretCost.kdf(), salt, secret)
 	if err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func (s *Service) verifySecret(ctx context.Context, m *Merchant, secret string) 
 	if err := acquireKDF(ctx); err != nil {
 		return false, err
 	}
-	h, err := deriveSecret(m.SecretKDF, m.SecretSalt, secret)
+	h, err := deriveSecret(s.argon2id, m.SecretKDF, m.SecretSalt, secret)
 	releaseKDF()
 	if err != nil {
 		return false, fmt.Errorf("session: merchant %s: %w", m.ID, err)

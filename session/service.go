@@ -25,7 +25,8 @@ type Service struct {
 	auth     authCache
 	verified verifiedCache
 	attempts attemptLimiter
-	owner    string // names this process in the store's claims
+	owner    string   // names this process in the store's claims
+	argon2id Argon2id // hashes merchant secrets
 	// sweeping serializes ExpireDue, so that a sweep that returns has
 	// waited for any sweep under way (sandbox.advance_time relies on it).
 	sweeping sync.Mutex
@@ -73,11 +74,13 @@ const (
 	maxByReference    = 100
 )
 
-// NewService returns a Service on store with the default settings.
-func NewService(store Store) *Service {
+// NewService returns a Service on store with the default settings, which
+// hashes merchant secrets with argon2id (golang.org/x/crypto/argon2.IDKey).
+func NewService(store Store, argon2id Argon2id) *Service {
 	accounts, _ := store.(AccountStore)
 	return &Service{
 		store:      store,
+		argon2id:   argon2id,
 		owner:      NewOwner(),
 		accounts:   accounts,
 		Now:        time.Now,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
+	"golang.org/x/crypto/argon2"
 )
 
 // clock is a fake clock that tests move by hand.
@@ -70,7 +71,7 @@ func mustService(tb testing.TB) *fixture {
 	}
 	tb.Cleanup(func() { db.Close() })
 	f := &fixture{db: &countingStore{DB: db}, clock: &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}}
-	f.svc = session.NewService(f.db)
+	f.svc = session.NewService(f.db, argon2.IDKey)
 	f.svc.Now = f.clock.Now
 	f.svc.SecretCost = session.SecretCost{MemoryKiB: 64, Passes: 1} // fast tests; the cost is not what they test
 	f.m, _, err = f.svc.AddMerchant(context.Background(), "shop", session.Credentials{})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
+	"golang.org/x/crypto/argon2"
 )
 
 // TestResetMerchant: ResetMerchant deletes one merchant's sessions with
@@ -21,7 +22,7 @@ func TestResetMerchant(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	svc := session.NewService(db)
+	svc := session.NewService(db, argon2.IDKey)
 	state := session.State(1)
 	amount := session.Decimal("5")
 	var ids, txs, accounts, payouts []string
