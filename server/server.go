@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,7 +58,11 @@ type Config struct {
 	SessionTTL     time.Duration // how long a session lives after it is created
 	SessionWarning time.Duration // how long before expiry the hosted page warns
 	ExpiryInterval time.Duration // how often expired sessions are swept
-	TokenTTL       time.Duration // lifetime of access tokens
+	// Retain, if set, is how long final sessions are kept after they are
+	// created: older ones are deleted with what belongs to them, by a
+	// background chore. Zero keeps everything.
+	Retain   time.Duration
+	TokenTTL time.Duration // lifetime of access tokens
 
 	MaxBody     int64         // largest request body in bytes
 	MaxBatch    int           // most entries in a JSON-RPC batch
@@ -300,6 +305,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		},
 		func(ctx context.Context) { dispatcher.Run(ctx) },
 	)
+	if c.Retain > 0 {
+		m.log.Info().Str("retain", RetainString(c.Retain)).Msg("retention: " + RetainString(c.Retain))
+		m.workers = append(m.workers, func(ctx context.Context) {
+			m.svc.RunRetention(ctx, c.Retain, retainInterval(c.Retain), func(n int) {
+				m.log.Info().Int("sessions", n).Str("retain", RetainString(c.Retain)).Msg("retention: deleted final sessions older than the retention")
+			}, func(err error) {
+				m.log.Error().Err(err).Msg("retention")
+			})
+		})
+	} else {
+		m.log.Info().Str("retain", RetainString(0)).Msg("retention: keep everything")
+	}
 
 	merchants := c.Merchants
 	if c.MerchantsFile != "" {
@@ -526,6 +543,32 @@ func (m *Main) Run(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// RetainString is how a retention is shown: "keep everything" for none,
+// whole days as 90d, else Go's form without zero tails (36h, 30m).
+func RetainString(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "keep everything"
+	case d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// retainInterval is how often the retention chore runs: a quarter of the
+// retention, between a second and a minute, so that a session outlives
+// its retention by at most that much.
+func retainInterval(d time.Duration) time.Duration {
+	return min(time.Minute, max(time.Second, d/4))
 }
 
 // Reload reads again what can change without a restart: the TLS

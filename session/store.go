@@ -118,6 +118,19 @@ type Store interface {
 	// DoneTimer deletes the timer with t's key if it is still due at t.Due
 	// (a change may have set it again meanwhile) and ends owner's claim.
 	DoneTimer(ctx context.Context, owner string, t Timer) error
+
+	// Retain deletes final sessions created before cutoff with what
+	// belongs to them: their transaction, their deliveries and the index
+	// entries of all of these, the timers whose keys end in one of their
+	// ids, and the bank account picked in them. It looks at up to limit
+	// sessions, in id order from the one after after ("" for the first),
+	// reading only ids before IDAt(cutoff), and commits what it deletes at
+	// once. A session that is not final, has a pending delivery, or whose
+	// transaction has refunds is kept. It returns how many sessions it
+	// deleted and the last id it looked at, where the next call goes on
+	// ("" when no session before the cutoff is left to look at, or when
+	// another replica is retaining now).
+	Retain(ctx context.Context, cutoff time.Time, after string, limit int) (deleted int, next string, err error)
 }
 
 // Errors a Store returns besides ErrNotFound and ErrVersionConflict.

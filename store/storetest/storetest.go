@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"Timers", testTimers},
 		{"Feed", testFeed},
 		{"AccountStore", testAccountStore},
+		{"Retain", testRetain},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
