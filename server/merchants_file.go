@@ -3,6 +3,8 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -50,6 +52,9 @@ func ReadMerchantsFile(path string) ([]session.Credentials, error) {
 			continue
 		}
 		cr, err := ParseMerchant(string(line))
+		if err == nil && cr.CallbackSecret != "" && !strings.HasPrefix(cr.CallbackSecret, session.CallbackSecretPrefix) {
+			err = fmt.Errorf("a callback secret starts with %s", session.CallbackSecretPrefix)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("merchants file %s, line %d: %w", path, n, err)
 		}
@@ -59,4 +64,48 @@ func ReadMerchantsFile(path string) ([]session.Credentials, error) {
 		return nil, fmt.Errorf("merchants file %s: %w", path, err)
 	}
 	return out, nil
+}
+
+// reloadMerchants reads --merchants-file again and applies it as Open
+// does: merchants it adds are created, and those whose secret or callback
+// secret changed are updated (a new secret revokes their tokens). A
+// merchant left out of the file stays as it is (sessiond merchant disable
+// stops one). If the file cannot be read, or a line is bad, nothing is
+// applied. Each merchant's outcome is logged by id and public key, never
+// with a secret.
+func (m *Main) reloadMerchants(ctx context.Context) error {
+	given, err := ReadMerchantsFile(m.cfg.MerchantsFile)
+	if err != nil {
+		return err
+	}
+	var created, updated, unchanged int
+	for _, cr := range given {
+		before, err := m.svc.FindMerchant(ctx, cr.PublicKey)
+		if err != nil && !errors.Is(err, session.ErrNotFound) {
+			return fmt.Errorf("merchant %s: %w", cr.PublicKey, err)
+		}
+		withCallbackSecret := cr.CallbackSecret != ""
+		after, _, made, err := m.svc.EnsureMerchant(ctx, cr)
+		if err != nil {
+			return fmt.Errorf("merchant %s: %w", cr.PublicKey, err)
+		}
+		e := m.log.Info().Str("merchant_id", after.ID).Str("public_key", after.PublicKey)
+		switch {
+		case made:
+			created++
+			e = e.Str("merchant", "created").Bool("callback_secret_generated", !withCallbackSecret)
+		case before != nil && (!bytes.Equal(before.SecretHash, after.SecretHash) || before.CallbackSecret != after.CallbackSecret):
+			updated++
+			e = e.Str("merchant", "updated").
+				Bool("secret_changed", before.TokenGeneration != after.TokenGeneration).
+				Bool("callback_secret_changed", before.CallbackSecret != after.CallbackSecret)
+		default:
+			unchanged++
+			continue
+		}
+		e.Msg("reload: merchants file")
+	}
+	m.log.Info().Int("created", created).Int("updated", updated).Int("unchanged", unchanged).
+		Msg("reload: merchants file applied")
+	return nil
 }

@@ -41,6 +41,10 @@ func TestReadMerchantsFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), "sk_leak") {
 		t.Errorf("a bad line: %v, want its number and not its content", err)
 	}
+	_, err = server.ReadMerchantsFile(write("badwhsec", "pk_a:sk_a\npk_b:sk_b:not_a_whsec_leak\n", 0o600))
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "whsec_") || strings.Contains(err.Error(), "leak") {
+		t.Errorf("a callback secret without whsec_: %v, want its line number, the prefix wanted and not its content", err)
+	}
 	if _, err := server.ReadMerchantsFile(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing file was accepted")
 	}

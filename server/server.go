@@ -572,17 +572,29 @@ func retainInterval(d time.Duration) time.Duration {
 }
 
 // Reload reads again what can change without a restart: the TLS
-// certificate and key. It returns what it reloaded, for the log; on an
-// error what is in use stays.
+// certificate and key, and the merchants file. It returns what it
+// reloaded, for the log; what fails to reload stays as it was, and the
+// other is still reloaded.
 func (m *Main) Reload() ([]string, error) {
 	var done []string
+	var errs []error
 	if m.cert != nil {
 		if err := m.cert.load(); err != nil {
-			return done, err
+			errs = append(errs, err)
+		} else {
+			done = append(done, "tls_certificate")
 		}
-		done = append(done, "tls_certificate")
 	}
-	return done, nil
+	if m.cfg.MerchantsFile != "" && m.svc != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.reloadMerchants(ctx); err != nil {
+			errs = append(errs, err)
+		} else {
+			done = append(done, "merchants_file")
+		}
+	}
+	return done, errors.Join(errs...)
 }
 
 // Close stops serving: the server reports not ready, in-flight requests

@@ -128,3 +128,14 @@ func TestBadPublicURL(t *testing.T) {
 		t.Errorf("PublicURL() = %q, want the trailing slash trimmed", m.PublicURL())
 	}
 }
+
+func TestRetainString(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "keep everything", 90 * 24 * time.Hour: "90d", 24 * time.Hour: "1d", 36 * time.Hour: "36h",
+		30 * time.Minute: "30m", 90 * time.Second: "1m30s", 4 * time.Second: "4s",
+	} {
+		if got := server.RetainString(d); got != want {
+			t.Errorf("RetainString(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
