@@ -128,7 +128,8 @@ type Report struct {
 
 // Check reads the whole data file at path read-only: its header, bbolt's
 // own consistency check of every page, and every key and value of every
-// bucket. The problems it finds are in the Report; an error means the
+// bucket, with every session decoded (in either encoding). The problems it
+// finds are in the Report; an error means the
 // file could not be checked at all (ErrLocked while a server holds it).
 func Check(path string, lockTimeout time.Duration) (*Report, error) {
 	if _, err := os.Stat(path); err != nil {
@@ -167,6 +168,9 @@ func Check(path string, lockTimeout time.Duration) (*Report, error) {
 	err = guarded("read", func() error {
 		return b.View(func(tx *bolt.Tx) error {
 			return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+				if string(name) == string(bucketSessions) {
+					checkSessions(bk, rep)
+				}
 				return walk(bk, rep)
 			})
 		})
@@ -175,6 +179,16 @@ func Check(path string, lockTimeout time.Duration) (*Report, error) {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
 	return rep, nil
+}
+
+// checkSessions reports each session value that does not decode.
+func checkSessions(bk *bolt.Bucket, rep *Report) {
+	bk.ForEach(func(k, v []byte) error {
+		if _, err := decodeSession(v); err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("session %q: %v", k, err))
+		}
+		return nil
+	})
 }
 
 func walk(bk *bolt.Bucket, rep *Report) error {

@@ -10,12 +10,17 @@ import (
 
 // FormatVersion is the data format this binary reads and writes. Each
 // change of format adds a step to migrations and raises it by one.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // migrations[v] moves a file from format v to v+1. A file made before the
 // format was recorded is version 0; its step only records the version.
+// Format 2 stores sessions in the binary encoding of codec.go; its step
+// rewrites nothing, since sessions in JSON still decode and are written
+// in the new encoding at their next save, but older binaries, which could
+// not read them, refuse the file.
 var migrations = []func(*bolt.Tx) error{
 	0: func(*bolt.Tx) error { return nil },
+	1: func(*bolt.Tx) error { return nil },
 }
 
 var (

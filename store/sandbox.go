@@ -20,7 +20,7 @@ var _ session.SandboxStore = (*DB)(nil)
 // data is small.
 func (db *DB) ResetMerchant(ctx context.Context, merchantID string) error {
 	return db.submit(ctx, newWrite(func(tx *bolt.Tx, w *write) error {
-		sessions, err := owned[session.Session](tx, bucketSessions, 4, merchantID)
+		sessions, err := ownedSessions(tx, merchantID)
 		if err != nil {
 			return err
 		}
@@ -64,6 +64,24 @@ func owned[T any](tx *bolt.Tx, bucket []byte, skip int, merchantID string) ([]*T
 			return fmt.Errorf("store: decode %s/%s: %w", bucket, k, err)
 		}
 		out = append(out, x)
+		return nil
+	})
+	return out, err
+}
+
+// ownedSessions decodes the stored sessions of the merchant, reading only
+// the head of the others.
+func ownedSessions(tx *bolt.Tx, merchantID string) ([]*session.Session, error) {
+	var out []*session.Session
+	err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+		if h, err := decodeSessionHead(v); err != nil || h.MerchantID != merchantID {
+			return nil // as owned does: what cannot be read is nobody's
+		}
+		s, err := decodeSession(v)
+		if err != nil {
+			return fmt.Errorf("store: decode session %s: %w", k, err)
+		}
+		out = append(out, s)
 		return nil
 	})
 	return out, err

@@ -13,30 +13,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// A session's value is its version (4 bytes, big-endian) then its JSON, so
-// that Save can check the version without decoding the session.
-
-func encodeSession(s *session.Session) ([]byte, error) {
-	j, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("store: encode session %s: %w", s.ID, err)
-	}
-	v := make([]byte, 4, 4+len(j))
-	binary.BigEndian.PutUint32(v, uint32(s.Version))
-	return append(v, j...), nil
-}
-
-func decodeSession(v []byte) (*session.Session, error) {
-	if len(v) < 4 {
-		return nil, fmt.Errorf("store: session value of %d bytes", len(v))
-	}
-	s := new(session.Session)
-	if err := json.Unmarshal(v[4:], s); err != nil {
-		return nil, fmt.Errorf("store: decode session: %w", err)
-	}
-	return s, nil
-}
-
 func refKey(merchantID, ref, sessionID string) []byte {
 	k := make([]byte, 0, len(merchantID)+2+len(ref)+len(sessionID))
 	k = append(k, merchantID...)
@@ -65,7 +41,7 @@ func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) 
 
 // sessionCache keeps recently decoded sessions with the bytes they were
 // decoded from. A hit is checked against the stored bytes, so it is never
-// stale, and saves the JSON decode that dominates a read.
+// stale, and saves the decode.
 type sessionCache struct {
 	mu      sync.RWMutex
 	entries map[string]cachedSession
