@@ -36,7 +36,7 @@ func (db *DB) Retain(ctx context.Context, cutoff time.Time, after string, limit 
 			}
 			seen++
 			next = string(k)
-			s, err := decodeSession(v)
+			s, err := decodeSessionHead(v) // the rest is read again in the write
 			if err != nil {
 				return err
 			}
