@@ -247,7 +247,7 @@ func (s *Server) get(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.sessionObject(v, s.svc.Now()), nil
+	return s.sessionWire(v, s.svc.Now())
 }
 
 func (s *Server) state(ctx context.Context, r *request) (any, error) {
@@ -272,7 +272,7 @@ func (s *Server) getByToken(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.sessionObject(v, s.svc.Now()), nil
+	return s.sessionWire(v, s.svc.Now())
 }
 
 func (s *Server) getByReference(ctx context.Context, r *request) (any, error) {
@@ -287,13 +287,18 @@ func (s *Server) getByReference(ctx context.Context, r *request) (any, error) {
 		return nil, err
 	}
 	now := s.svc.Now()
-	out := struct {
-		Sessions []*sessionObject `json:"sessions"`
-	}{Sessions: make([]*sessionObject, len(vs))}
+	b := []byte(`{"sessions":[`)
 	for i, v := range vs {
-		out.Sessions[i] = s.sessionObject(v, now)
+		o, err := s.sessionWire(v, now)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, o...)
 	}
-	return out, nil
+	return preEncoded(append(b, "]}"...)), nil
 }
 
 // decisionParams are the params of session.approve and session.reject:
@@ -437,16 +442,15 @@ func (s *Server) clientGet(ctx context.Context, r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := s.clientObject(v, s.svc.Now())
-	if o.MerchantName, err = s.svc.MerchantName(ctx, v.MerchantID); err != nil {
+	name, err := s.svc.MerchantName(ctx, v.MerchantID)
+	if err != nil {
 		return nil, err
 	}
 	msg, err := s.svc.TransactionMessage(ctx, v)
 	if err != nil {
 		return nil, err
 	}
-	o.Message = optString(msg)
-	return o, nil
+	return s.clientWire(v, s.svc.Now(), name, msg)
 }
 
 func (s *Server) clientTransition(ctx context.Context, r *request) (any, error) {

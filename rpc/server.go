@@ -72,6 +72,9 @@ type Config struct {
 	// StrictParams refuses params the API does not list (-32602
 	// UnknownParameter) instead of ignoring them.
 	StrictParams bool
+	// WireCache caps the bytes of encoded sessions kept to answer reads
+	// of unchanged sessions; 0 means 32 MiB, negative none.
+	WireCache int
 }
 
 // Observer is told of every JSON-RPC call, whatever the transport: its
@@ -90,6 +93,7 @@ type Server struct {
 	mounts  map[string]http.Handler
 	hub     *Hub
 	limits  *merchantLimits
+	wire    *wireCache
 }
 
 // New returns a Server for svc that logs to log. It reports not ready
@@ -126,7 +130,7 @@ func New(svc *session.Service, cfg Config, log zerolog.Logger) *Server {
 	if cfg.WSMaxAnonymousPerAddr == 0 {
 		cfg.WSMaxAnonymousPerAddr = wsMaxAnonymousAddr
 	}
-	s := &Server{svc: svc, cfg: cfg, log: log, hub: cfg.Hub, limits: newMerchantLimits(cfg.RateLimit)}
+	s := &Server{svc: svc, cfg: cfg, log: log, hub: cfg.Hub, limits: newMerchantLimits(cfg.RateLimit), wire: newWireCache(cfg.WireCache)}
 	s.methods = s.methodTable()
 	for name, m := range s.wsMethodTable() {
 		s.methods[name] = m

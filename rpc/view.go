@@ -186,26 +186,47 @@ func (s *Server) sessionObject(v *session.Session, now time.Time) *sessionObject
 	return o
 }
 
-// stateResult is the answer of session.state and of the calls that move a
-// session.
-type stateResult struct {
-	ID            string        `json:"id"`
-	State         session.State `json:"state"`
-	StateName     string        `json:"state_name"`
-	TransactionID *string       `json:"transaction_id"`
-	ErrorCode     *string       `json:"error_code"`
-	Version       int           `json:"version"`
+// stateOf is the answer of session.state and of the calls that move a
+// session: {id, state, state_name, transaction_id, error_code, version},
+// encoded by hand as encoding/json would encode it (the answer of every
+// write, it is worth no reflection).
+func stateOf(v *session.Session) preEncoded {
+	b := make([]byte, 0, 160)
+	b = append(b, `{"id":`...)
+	b = appendString(b, v.ID)
+	b = append(b, `,"state":`...)
+	b = strconv.AppendInt(b, int64(v.State), 10)
+	b = append(b, `,"state_name":`...)
+	b = appendString(b, v.State.String())
+	b = append(b, `,"transaction_id":`...)
+	b = appendOptString(b, v.TransactionID)
+	b = append(b, `,"error_code":`...)
+	b = appendOptString(b, v.ErrorCode)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(v.Version), 10)
+	return append(b, '}')
 }
 
-func stateOf(v *session.Session) *stateResult {
-	return &stateResult{
-		ID:            v.ID,
-		State:         v.State,
-		StateName:     v.State.String(),
-		TransactionID: optString(v.TransactionID),
-		ErrorCode:     optString(v.ErrorCode),
-		Version:       v.Version,
+// appendString appends s as a JSON string, escaped exactly as
+// encoding/json escapes it.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
 	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendOptString appends s as a JSON string, or null for "".
+func appendOptString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return appendString(b, s)
 }
 
 // clientObject is what the end user may see of a session (client.get).
