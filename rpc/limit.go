@@ -113,10 +113,21 @@ func (s *Server) readFirst(next http.Handler) http.Handler {
 			refuseBody(w, r, http.StatusBadRequest, errInvalidRequest("could not read the request body"))
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		rb := &bufferedBody{b: body}
+		rb.Reset(body)
+		r.Body = rb
 		next.ServeHTTP(w, r)
 	})
 }
+
+// bufferedBody is a request body that readFirst has read whole: handlers take
+// its bytes instead of reading them a second time.
+type bufferedBody struct {
+	bytes.Reader
+	b []byte
+}
+
+func (*bufferedBody) Close() error { return nil }
 
 // refuseBody answers a request whose body was not accepted, in its
 // endpoint's style, and closes the connection, whose unread body would
@@ -169,27 +180,31 @@ func encodeResult(v any) ([]byte, error) {
 // writeBatch writes a batch's answer one entry at a time, so the server
 // never holds a second, whole copy of it.
 func writeBatch(w http.ResponseWriter, status int, rs []*response) {
-	w.Header().Set("Content-Type", "application/json")
+	setJSON(w.Header())
 	w.WriteHeader(status)
-	sep := []byte{'['}
-	for _, r := range rs {
-		w.Write(sep)
-		r.writeTo(w)
-		sep = []byte{','}
+	bp := getBuffer()
+	defer putBuffer(bp)
+	b := append(*bp, '[')
+	for i, r := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = r.appendTo(b)
+		w.Write(b)
+		b = b[:0]
 	}
-	w.Write([]byte("]\n"))
+	w.Write(append(b, "]\n"...))
+	*bp = b
 }
 
-// writeTo writes r as MarshalJSON does, but a result without copying it
-// (a result may be a shared preEncoded document).
-func (r *response) writeTo(w io.Writer) {
+// appendTo appends r as MarshalJSON encodes it.
+func (r *response) appendTo(b []byte) []byte {
 	if r.err != nil {
-		b, err := r.MarshalJSON()
+		e, err := r.MarshalJSON()
 		if err != nil {
-			b, _ = (&response{id: r.id, err: toRPCError(err).rpc}).MarshalJSON()
+			e, _ = (&response{id: r.id, err: toRPCError(err).rpc}).MarshalJSON()
 		}
-		w.Write(b)
-		return
+		return append(b, e...)
 	}
 	id, result := r.id, r.result
 	if id == nil {
@@ -198,12 +213,33 @@ func (r *response) writeTo(w io.Writer) {
 	if result == nil {
 		result = nullID
 	}
-	io.WriteString(w, `{"jsonrpc":"2.0","id":`)
-	w.Write(id)
-	io.WriteString(w, `,"result":`)
-	w.Write(result)
-	io.WriteString(w, "}")
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"result":`...)
+	b = append(b, result...)
+	return append(b, '}')
 }
+
+// Answers are put together in buffers that are used again, up to
+// maxPooled bytes; larger ones are left to the collector.
+const maxPooled = 64 << 10
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+func putBuffer(bp *[]byte) {
+	if cap(*bp) <= maxPooled {
+		*bp = (*bp)[:0]
+		buffers.Put(bp)
+	}
+}
+
+// jsonType is the Content-Type of every JSON answer, shared: net/http
+// only reads a header's values.
+var jsonType = []string{"application/json"}
+
+func setJSON(h http.Header) { h["Content-Type"] = jsonType }
 
 // apiStatus is the status of an /api failure that HTTP alone would answer
 // with status: Brite answers 401, 404, 429 and 500 as they are and every

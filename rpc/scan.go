@@ -3,9 +3,32 @@ package rpc
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
+	"strings"
+
+	"github.com/sessiond/sessiond/session"
 )
 
 var errNotObject = errors.New("rpc: not a JSON object")
+
+// memberNames are the member names requests carry most, so that members
+// finds them without allocating a copy of each: a request's own members,
+// and the params of the methods called most.
+var memberNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"jsonrpc", "id", "method", "params", "token", "state", "version", "bank", "name",
+		"error_code", "customer_id", "bank_account", "holder", "iban", "bban", "session_token", "reason", "type",
+		"public_key", "secret", "access_token", "refresh_token"} {
+		m[n] = n
+	}
+	t := reflect.TypeFor[session.Params]()
+	for i := range t.NumField() {
+		if n, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); n != "" && n != "-" {
+			m[n] = n
+		}
+	}
+	return m
+}()
 
 // members calls fn with the name and raw value of each member of the JSON
 // object raw, in order, by exact name. raw must be valid JSON (the
@@ -33,9 +56,12 @@ func members(raw []byte, fn func(name string, value []byte) error) error {
 		name := raw[i+1 : end-1]
 		var key string
 		if !plain(name) {
-			if err := json.Unmarshal(raw[i:end], &key); err != nil {
+			var err error
+			if key, err = unquote(raw[i:end]); err != nil {
 				return err
 			}
+		} else if k, ok := memberNames[string(name)]; ok {
+			key = k
 		} else {
 			key = string(name)
 		}
@@ -58,6 +84,14 @@ func members(raw []byte, fn func(name string, value []byte) error) error {
 		i = skipSpace(raw, i+1) // past ','
 	}
 	return nil
+}
+
+// unquote decodes the JSON string q as encoding/json does. (A string
+// decoded in place would be moved to the heap on every call.)
+func unquote(q []byte) (string, error) {
+	var s string
+	err := json.Unmarshal(q, &s)
+	return s, err
 }
 
 func skipSpace(b []byte, i int) int {

@@ -89,6 +89,7 @@ type Server struct {
 	cfg     Config
 	log     zerolog.Logger
 	methods map[string]method
+	names   map[string]string // each method's name, to look up without allocating one
 	ready   atomic.Bool
 	mounts  map[string]http.Handler
 	hub     *Hub
@@ -134,6 +135,10 @@ func New(svc *session.Service, cfg Config, log zerolog.Logger) *Server {
 	s.methods = s.methodTable()
 	for name, m := range s.wsMethodTable() {
 		s.methods[name] = m
+	}
+	s.names = make(map[string]string, len(s.methods))
+	for name := range s.methods {
+		s.names[name] = name
 	}
 	return s
 }
@@ -189,13 +194,18 @@ func (s *Server) Handler() http.Handler {
 
 // callInfo collects, for the access log, the methods one HTTP request
 // called.
-type callInfo struct{ methods []string }
+type callInfo struct {
+	methods []string
+	first   [1]string // methods' room for the one method of most requests
+}
 
 type callInfoKey struct{}
 
 func withCallInfo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), callInfoKey{}, &callInfo{})
+		ci := &callInfo{}
+		ci.methods = ci.first[:0]
+		ctx := context.WithValue(r.Context(), callInfoKey{}, ci)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -263,12 +273,15 @@ func (s *Server) recoverHandler(next http.Handler) http.Handler {
 // readBody checks the Content-Type and the size of a request body and
 // returns it; on failure it has written the answer.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, fail func(status int, e *rpcError)) ([]byte, bool) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			fail(http.StatusUnsupportedMediaType, errInvalidRequest("Content-Type must be application/json"))
 			return nil, false
 		}
+	}
+	if rb, ok := r.Body.(*bufferedBody); ok { // read already, within MaxBody
+		return rb.b, true
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	var tooBig *http.MaxBytesError
@@ -400,12 +413,19 @@ func (c *caller) handle(ctx context.Context, raw json.RawMessage) *response {
 	if hasID {
 		id = wellFormedID(id)
 	}
-	var v, name string
-	switch {
-	case json.Unmarshal(version, &v) != nil || v != "2.0":
-		return &response{id: id, err: errInvalidRequest(`jsonrpc must be exactly "2.0"`).rpc}
-	case !isString(method) || json.Unmarshal(method, &name) != nil:
+	if string(version) != `"2.0"` { // else as nearly every client sends it
+		if v, err := unquote(version); err != nil || v != "2.0" {
+			return &response{id: id, err: errInvalidRequest(`jsonrpc must be exactly "2.0"`).rpc}
+		}
+	}
+	if !isString(method) {
 		return &response{id: id, err: errInvalidRequest("method must be a string").rpc}
+	}
+	name, ok := c.s.names[string(method[1:len(method)-1])] // a known name, without escapes
+	if !ok {
+		if name, err = unquote(method); err != nil {
+			return &response{id: id, err: errInvalidRequest("method must be a string").rpc}
+		}
 	}
 	resp := &response{id: id}
 	var e *rpcError
@@ -600,17 +620,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeBatch(w, status, v)
 		return
 	case *response:
-		w.Header().Set("Content-Type", "application/json")
+		setJSON(w.Header())
 		w.WriteHeader(status)
-		v.writeTo(w)
-		w.Write([]byte{'\n'})
+		bp := getBuffer()
+		*bp = append(v.appendTo(*bp), '\n')
+		w.Write(*bp)
+		putBuffer(bp)
 		return
 	}
 	b, err := encodeJSON(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error_name":"InternalError","error_message":"Internal error.","state":"APPLICATION_ERROR"}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	setJSON(w.Header())
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
