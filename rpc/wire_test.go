@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/store"
+	"golang.org/x/crypto/argon2"
 )
 
 // stateResult is session.state's answer as encoding/json shows it, what
@@ -47,7 +48,7 @@ func newWireFixture(t *testing.T) *wireFixture {
 	t.Cleanup(func() { db.Close() })
 	f := &wireFixture{now: time.Now().UTC().Truncate(time.Millisecond)}
 	var mu sync.Mutex
-	f.svc = session.NewService(db)
+	f.svc = session.NewService(db, argon2.IDKey)
 	f.svc.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return f.now }
 	f.svc.SecretCost = session.SecretCost{MemoryKiB: 64, Passes: 1}
 	ctx := context.Background()
