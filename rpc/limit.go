@@ -99,11 +99,11 @@ func (s *Server) readFirst(next http.Handler) http.Handler {
 		}
 		rc := http.NewResponseController(w)
 		rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) // unsupported only by test recorders
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+		body, err := readAll(w, r, s.cfg.MaxBody)
 		rc.SetReadDeadline(time.Time{})
-		var tooBig *http.MaxBytesError
 		switch {
-		case errors.As(err, &tooBig):
+		case err == nil:
+		case isTooBig(err):
 			refuseBody(w, r, http.StatusRequestEntityTooLarge, errInvalidRequest("request body larger than the limit"))
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -118,6 +118,24 @@ func (s *Server) readFirst(next http.Handler) http.Handler {
 		r.Body = rb
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readAll reads r's body, of at most max bytes: a body of a known length
+// into a buffer of that size at once.
+func readAll(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= max { // readFirst refused longer ones
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+}
+
+func isTooBig(err error) bool {
+	var tooBig *http.MaxBytesError
+	return errors.As(err, &tooBig)
 }
 
 // bufferedBody is a request body that readFirst has read whole: handlers take
