@@ -40,7 +40,7 @@ type wireFixture struct {
 	merchant string
 }
 
-func newWireFixture(t *testing.T) *wireFixture {
+func newWireFixture(t testing.TB) *wireFixture {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{})
 	if err != nil {
@@ -219,4 +219,28 @@ func TestWireCacheBounded(t *testing.T) {
 	if n := c.len(); n == 0 || n > size/len(body) {
 		t.Errorf("cache holds %d entries, want 1 to %d", n, size/len(body))
 	}
+}
+
+// BenchmarkSessionWire compares a session.get answer from the cache (the
+// session unchanged since the last read) with encoding it anew.
+func BenchmarkSessionWire(b *testing.B) {
+	f := newWireFixture(b)
+	v := f.sessions[len(f.sessions)/2]
+	now := f.now.Add(time.Minute)
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.srv.sessionWire(v, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoded", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(f.srv.sessionObject(v, now)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
