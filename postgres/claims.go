@@ -44,7 +44,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 		if err := r.Scan(&d.expires, &id, &raw); err != nil {
 			return d, err
 		}
-		s, err := db.decoded.decode(id, raw)
+		s, err := db.cache.decode(id, raw, nil)
 		d.s = s
 		return d, err
 	})

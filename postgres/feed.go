@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/sessiond/sessiond/session"
 )
 
@@ -25,6 +28,10 @@ import (
 
 const (
 	feedChannel = "sessiond_changes"
+	// sessionChannel carries what the session cache needs besides the
+	// changes: touches ("t", the version and JSON) and sessions deleted
+	// ("f" and their ids, or "f" alone for all of them).
+	sessionChannel = "sessiond_sessions"
 	// merchantChannel carries the id of each merchant changed (its
 	// secret, its callback secret, its tokens' generation) or whose token
 	// was revoked, so that every replica forgets what it remembers of it.
@@ -63,32 +70,34 @@ func (e *encodedChange) feedData() ([]byte, error) {
 	return b, nil
 }
 
-func decodeFeedChange(b []byte) (*session.Change, error) {
+// decodeFeedChange decodes a logged change, and returns the session's
+// encoding too.
+func decodeFeedChange(b []byte) (*session.Change, []byte, error) {
 	var fc feedChange
 	if err := json.Unmarshal(b, &fc); err != nil {
-		return nil, fmt.Errorf("postgres: decode change: %w", err)
+		return nil, nil, fmt.Errorf("postgres: decode change: %w", err)
 	}
 	c := &session.Change{TxFrom: fc.TxFrom, Moved: fc.Moved}
 	if fc.Session != nil {
 		c.Session = new(session.Session)
 		if err := json.Unmarshal(fc.Session, c.Session); err != nil {
-			return nil, fmt.Errorf("postgres: decode change: %w", err)
+			return nil, nil, fmt.Errorf("postgres: decode change: %w", err)
 		}
 	}
 	if fc.Transaction != nil {
 		c.Transaction = new(session.Transaction)
 		if err := json.Unmarshal(fc.Transaction, c.Transaction); err != nil {
-			return nil, fmt.Errorf("postgres: decode change: %w", err)
+			return nil, nil, fmt.Errorf("postgres: decode change: %w", err)
 		}
 	}
 	for _, raw := range fc.Deliveries {
 		d := new(session.Delivery)
 		if err := json.Unmarshal(raw, d); err != nil {
-			return nil, fmt.Errorf("postgres: decode change: %w", err)
+			return nil, nil, fmt.Errorf("postgres: decode change: %w", err)
 		}
 		c.Deliveries = append(c.Deliveries, d)
 	}
-	return c, nil
+	return c, fc.Session, nil
 }
 
 // queueFeed adds to b the statement that logs the change, notifies it and
@@ -113,17 +122,18 @@ const publishWait = 5 * time.Second
 type waiter struct {
 	seq  int64
 	c    *session.Change
+	raw  []byte // c.Session encoded
 	done chan struct{}
 }
 
 // expect registers the change a save is about to commit under its seq, so
 // that the feed publishes the saver's own value and tells it when it has.
 // It returns nil if the DB has no feed.
-func (db *DB) expect(seq int64, c *session.Change) *waiter {
+func (db *DB) expect(seq int64, e *encodedChange) *waiter {
 	if db.feed == nil {
 		return nil
 	}
-	w := &waiter{seq: seq, c: c, done: make(chan struct{})}
+	w := &waiter{seq: seq, c: e.c, raw: e.session, done: make(chan struct{})}
 	db.feed.mu.Lock()
 	db.feed.pending[seq] = w
 	db.feed.mu.Unlock()
@@ -157,8 +167,8 @@ func (db *DB) awaitPublished(ctx context.Context, w *waiter) {
 	db.unexpect(w)
 }
 
-// listener is the DB's side of the feed: one connection LISTENing, and
-// what it needs to catch up after a reconnect.
+// listener is the DB's side of the feed: one connection LISTENing, what
+// it needs to catch up after a reconnect, and the syncs of cached reads.
 type listener struct {
 	db       *DB
 	cfg      *pgx.ConnConfig
@@ -172,9 +182,80 @@ type listener struct {
 	seen    map[int64]time.Time // seq → at of the changes handed on recently
 	lastAt  time.Time           // at of the latest change handed on
 	handled int
-	pid     atomic.Uint32 // backend of the listening connection, for tests
-	ready   chan struct{} // closed once the first LISTEN is in place
-	done    chan struct{}
+	inbox   []*pgconn.Notification // received, not yet handled
+	pid     atomic.Uint32          // backend of the listening connection, for tests
+
+	// syncs: while current, the listening connection has caught up and
+	// reads may sync; next is the barrier the next syncs wait for, sent
+	// when the connection is free; wake says one is wanted.
+	bmu     sync.Mutex
+	current bool
+	next    *barrier
+	wake    chan struct{}
+	// barrierSQL is the query of a barrier; tests replace it to inject a
+	// silent connection.
+	barrierSQL atomic.Pointer[string]
+	// beforeRelisten, if set, runs before each reconnect's LISTEN (tests).
+	beforeRelisten atomic.Pointer[func()]
+
+	ready chan struct{} // closed once the first LISTEN is in place
+	done  chan struct{}
+}
+
+// barrier is one query on the listening connection that syncs wait for;
+// ok once it was answered, every notification before it handled.
+type barrier struct {
+	done chan struct{}
+	ok   bool
+}
+
+const (
+	// barrierTimeout bounds a barrier's query: a listening connection
+	// that does not answer is dropped and connected again.
+	barrierTimeout = 2 * time.Second
+	// probeInterval is how long the listening connection may be idle
+	// before a barrier checks that it still answers.
+	probeInterval = 10 * time.Second
+)
+
+// sync waits until every notification of a transaction committed before
+// it was called has been handled. It returns false, at once, if the
+// listening connection is not current (down, or catching up), or if it
+// fails meanwhile or ctx ends: the caller reads the database.
+func (l *listener) sync(ctx context.Context) bool {
+	l.bmu.Lock()
+	if !l.current {
+		l.bmu.Unlock()
+		return false
+	}
+	b := l.next
+	if b == nil {
+		b = &barrier{done: make(chan struct{})}
+		l.next = b
+	}
+	l.bmu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-b.done:
+		return b.ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// setCurrent says whether reads may sync; when they may not, the syncs
+// waiting fail.
+func (l *listener) setCurrent(current bool) {
+	l.bmu.Lock()
+	defer l.bmu.Unlock()
+	l.current = current
+	if !current && l.next != nil {
+		close(l.next.done)
+		l.next = nil
+	}
 }
 
 func (l *listener) run(ctx context.Context) {
@@ -188,6 +269,7 @@ func (l *listener) run(ctx context.Context) {
 		default:
 		}
 		err := l.session(ctx, first)
+		l.setCurrent(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -202,14 +284,28 @@ func (l *listener) run(ctx context.Context) {
 }
 
 // session connects, listens and hands on notifications until the
-// connection fails or ctx ends.
+// connection fails, a barrier is not answered in time, or ctx ends.
 func (l *listener) session(ctx context.Context, first bool) error {
-	conn, err := pgx.ConnectConfig(ctx, l.cfg)
+	cfg := l.cfg.Copy()
+	l.inbox = l.inbox[:0]
+	// Notifications arrive during any query on the connection, in the
+	// goroutine reading it, which is this one.
+	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) { l.inbox = append(l.inbox, n) }
+	// A wait for notifications is cut short for each barrier: by a
+	// deadline on the socket, which leaves the connection usable, rather
+	// than by a cancel request to the server.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+feedChannel+"; LISTEN "+merchantChannel); err != nil {
+	if f := l.beforeRelisten.Load(); !first && f != nil {
+		(*f)()
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+feedChannel+"; LISTEN "+merchantChannel+"; LISTEN "+sessionChannel); err != nil {
 		return err
 	}
 	l.pid.Store(conn.PgConn().PID())
@@ -223,22 +319,151 @@ func (l *listener) session(ctx context.Context, first bool) error {
 			return err
 		}
 		close(l.ready)
-	} else if err := l.catchUp(ctx, conn); err != nil {
-		return err
+	} else {
+		if err := l.catchUp(ctx, conn); err != nil {
+			return err
+		}
+		// Touches and deletions missed are not logged: forget every
+		// session, and what reads that began before read.
+		l.db.cache.clear()
 	}
+	l.setCurrent(true)
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		l.handleInbox(ctx)
+		l.bmu.Lock()
+		b := l.next
+		l.next = nil
+		l.bmu.Unlock()
+		if b != nil {
+			if err := l.barrier(ctx, conn); err != nil {
+				close(b.done)
+				return err
+			}
+			b.ok = true
+			close(b.done)
+			continue
+		}
+		probe, err := l.wait(ctx, conn)
 		if err != nil {
 			return err
 		}
-		if n.Channel == merchantChannel {
-			l.merchant(n.Payload)
-			continue
-		}
-		if err := l.handle(ctx, n.Payload); err != nil {
-			l.onError(err)
+		if probe {
+			if err := l.barrier(ctx, conn); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// wait waits for notifications until one arrives, a sync wants a barrier
+// (wake), or the connection has been idle for probeInterval (then probe).
+func (l *listener) wait(ctx context.Context, conn *pgx.Conn) (probe bool, err error) {
+	wctx, cancel := context.WithTimeout(ctx, probeInterval)
+	defer cancel()
+	woke := make(chan struct{})
+	go func() {
+		defer close(woke)
+		select {
+		case <-l.wake:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err = conn.PgConn().WaitForNotification(wctx)
+	cut := wctx.Err() // before the cancel below
+	cancel()
+	<-woke
+	switch {
+	case err == nil:
+		return false, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case errors.Is(cut, context.DeadlineExceeded):
+		return true, nil
+	case cut != nil:
+		return false, nil // woken
+	}
+	return false, err
+}
+
+// barrier sends a query on the listening connection and handles the
+// notifications that came before its answer.
+func (l *listener) barrier(ctx context.Context, conn *pgx.Conn) error {
+	sql := ""
+	if p := l.barrierSQL.Load(); p != nil {
+		sql = *p
+	}
+	bctx, cancel := context.WithTimeout(ctx, barrierTimeout)
+	defer cancel()
+	if err := conn.PgConn().Exec(bctx, sql).Close(); err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
+	l.handleInbox(ctx)
+	return nil
+}
+
+// handleInbox handles the notifications received, in order.
+func (l *listener) handleInbox(ctx context.Context) {
+	for len(l.inbox) > 0 {
+		n := l.inbox[0]
+		l.inbox[0] = nil
+		l.inbox = l.inbox[1:]
+		switch n.Channel {
+		case merchantChannel:
+			l.merchant(n.Payload)
+		case sessionChannel:
+			if err := l.sessionNote(n.Payload); err != nil {
+				l.onError(err)
+			}
+		default:
+			if err := l.handle(ctx, n.Payload); err != nil {
+				l.onError(err)
+			}
+		}
+	}
+}
+
+// touchNote is a touch as notified: with the session's version after
+// the note's "t" and a space. Without At, the touch was too large to
+// send: the session is to be read from the database again.
+type touchNote struct {
+	ID        string     `json:"id"`
+	At        *time.Time `json:"at,omitempty"`
+	IP        string     `json:"ip,omitempty"`
+	UserAgent string     `json:"ua,omitempty"`
+}
+
+// sessionNote applies a notification of sessionChannel to the cache.
+func (l *listener) sessionNote(payload string) error {
+	kind, rest, _ := strings.Cut(payload, " ")
+	switch kind {
+	case "t":
+		v, note, _ := strings.Cut(rest, " ")
+		version, err := strconv.Atoi(v)
+		var t touchNote
+		if err == nil {
+			err = json.Unmarshal([]byte(note), &t)
+		}
+		if err != nil {
+			// The session's entry cannot be trusted; which one is unknown.
+			l.db.cache.clear()
+			return fmt.Errorf("postgres: change feed: malformed touch")
+		}
+		if t.At == nil {
+			l.db.cache.forget(t.ID)
+			return nil
+		}
+		l.db.cache.touch(t.ID, version, *t.At, t.IP, t.UserAgent)
+	case "f":
+		if rest == "" {
+			l.db.cache.clear()
+		} else {
+			l.db.cache.forget(strings.Fields(rest)...)
+		}
+	default:
+		return fmt.Errorf("postgres: change feed: unknown session note %q", kind)
+	}
+	return nil
 }
 
 // catchUp hands on the changes committed while the feed was not
@@ -296,6 +521,7 @@ func (l *listener) handle(ctx context.Context, payload string) error {
 	return nil
 }
 
+// deliver brings the cache up to the change and hands it on.
 func (l *listener) deliver(seq int64, at time.Time, origin string, data []byte) {
 	if _, ok := l.seen[seq]; ok {
 		return
@@ -305,12 +531,15 @@ func (l *listener) deliver(seq int64, at time.Time, origin string, data []byte) 
 	delete(l.pending, seq)
 	l.mu.Unlock()
 	var c *session.Change
+	var raw []byte
 	if w != nil {
-		c = w.c
+		c, raw = w.c, w.raw
 		defer close(w.done)
 	} else {
 		var err error
-		if c, err = decodeFeedChange(data); err != nil {
+		if c, raw, err = decodeFeedChange(data); err != nil {
+			// Which session changed is unknown: forget them all.
+			l.db.cache.clear()
 			l.onError(fmt.Errorf("%w (change %d skipped)", err, seq))
 			return
 		}
@@ -325,6 +554,9 @@ func (l *listener) deliver(seq int64, at time.Time, origin string, data []byte) 
 				delete(l.seen, s)
 			}
 		}
+	}
+	if c.Session != nil {
+		l.db.cache.apply(raw, c.Session)
 	}
 	l.publish(c)
 }

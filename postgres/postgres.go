@@ -85,7 +85,7 @@ type Options struct {
 type DB struct {
 	pool    *pgxpool.Pool
 	touches *pgxpool.Pool // synchronous_commit off
-	decoded sessionCache
+	cache   *sessionCache
 	origin  string // this DB's name in the change feed
 	feed    *listener
 	stop    context.CancelFunc
@@ -129,7 +129,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	b := make([]byte, 8)
 	rand.Read(b) // never fails
-	db := &DB{pool: pool, touches: touches, origin: hex.EncodeToString(b), stop: func() {},
+	db := &DB{pool: pool, touches: touches, cache: newSessionCache(), origin: hex.EncodeToString(b), stop: func() {},
 		saves: make(chan *saveReq), closing: make(chan struct{})}
 	for range committers {
 		db.committing.Add(1)
@@ -147,7 +147,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		db.feed = &listener{
 			merchant: merchant,
 			db:       db, cfg: cfg.ConnConfig.Copy(), publish: opts.Publisher.Publish, onError: onError, pending: map[int64]*waiter{},
-			seen: map[int64]time.Time{}, ready: make(chan struct{}), done: make(chan struct{}),
+			seen: map[int64]time.Time{}, wake: make(chan struct{}, 1), ready: make(chan struct{}), done: make(chan struct{}),
 		}
 		var feedCtx context.Context
 		feedCtx, db.stop = context.WithCancel(context.Background())

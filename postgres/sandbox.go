@@ -17,6 +17,8 @@ var _ session.SandboxStore = (*DB)(nil)
 // transactions. Timers are matched by id within their keys, as the bbolt
 // store does: a sandbox's data is small.
 func (db *DB) ResetMerchant(ctx context.Context, merchantID string) error {
+	// Every DB's cache forgets every session: resets are rare.
+	defer db.cache.clear()
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		for _, q := range []struct{ what, sql string }{
 			{"timers", `DELETE FROM timers t WHERE
@@ -33,7 +35,7 @@ func (db *DB) ResetMerchant(ctx context.Context, merchantID string) error {
 				return fmt.Errorf("postgres: reset merchant %s: delete %s: %w", merchantID, q.what, err)
 			}
 		}
-		return nil
+		return notifyForgetAll(ctx, tx)
 	})
 }
 

@@ -1,20 +1,27 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sessiond/sessiond/session"
 )
 
-// Session returns the session with the id; session.ErrNotFound.
+// Session returns the session with the id, with its latest touch;
+// session.ErrNotFound. A cached session is returned once the change feed
+// has synced (see sessionCache); any other read goes to the database.
 func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
+	_, gen, ok := db.cache.lookup(id)
+	if ok && db.feed != nil && db.feed.sync(ctx) {
+		var s *session.Session
+		if s, gen, ok = db.cache.lookup(id); ok {
+			return s, nil
+		}
+	}
 	var raw []byte
 	err := db.pool.QueryRow(ctx, "SELECT data FROM sessions WHERE id = $1", id).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -23,7 +30,7 @@ func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read session %s: %w", id, err)
 	}
-	return db.decoded.decode(id, raw)
+	return db.cache.decode(id, raw, &gen)
 }
 
 // SessionsByReference returns up to limit sessions of the merchant with the
@@ -80,6 +87,10 @@ func (db *DB) Save(ctx context.Context, c *session.Change) error {
 	if err != nil {
 		return err
 	}
+	var gen uint64
+	if c.Session != nil {
+		gen = db.cache.ticket(c.Session.ID)
+	}
 	r := &saveReq{e: e, done: make(chan struct{})}
 	select {
 	case db.saves <- r:
@@ -90,14 +101,23 @@ func (db *DB) Save(ctx context.Context, c *session.Change) error {
 	}
 	<-r.done // once taken, the save may commit: wait for its outcome whatever ctx says
 	if r.err != nil {
+		db.refused(c, r.err)
 		return r.err
 	}
 	if c.Session != nil {
-		// The next read of this session on this replica skips the decode.
-		db.decoded.remember(c.Session.ID, e.session, c.Session)
+		db.cache.fill(e.session, c.Session, gen)
 	}
 	db.awaitPublished(ctx, r.w)
 	return nil
+}
+
+// refused drops the cached session of a change the database refused: the
+// change may have been decided on a cached read that was behind the
+// database, and the next read is to see what the database holds.
+func (db *DB) refused(c *session.Change, err error) {
+	if c.Session != nil && (errors.Is(err, session.ErrVersionConflict) || errors.Is(err, session.ErrNotFound)) {
+		db.cache.forget(c.Session.ID)
+	}
 }
 
 // ErrClosed is returned by saves after Close.
@@ -166,7 +186,7 @@ func (db *DB) commitGroup(batch []*saveReq) {
 			case err != nil:
 				return err
 			case seq != 0:
-				r.w = db.expect(seq, r.e.c)
+				r.w = db.expect(seq, r.e)
 			}
 		}
 		return nil
@@ -196,9 +216,13 @@ func (db *DB) SaveBatch(ctx context.Context, cs []*session.Change) []error {
 		return errs
 	}
 	es := make([]*encodedChange, len(cs))
+	gens := make([]uint64, len(cs))
 	for i, c := range cs {
 		if es[i], errs[i] = encodeChange(c); errs[i] != nil {
 			return fill(errs, errs[i])
+		}
+		if c.Session != nil {
+			gens[i] = db.cache.ticket(c.Session.ID)
 		}
 	}
 	var ws []*waiter
@@ -213,7 +237,7 @@ func (db *DB) SaveBatch(ctx context.Context, cs []*session.Change) []error {
 			case err != nil:
 				return err
 			case seq != 0:
-				ws = append(ws, db.expect(seq, cs[i]))
+				ws = append(ws, db.expect(seq, e))
 			}
 		}
 		return nil
@@ -225,8 +249,10 @@ func (db *DB) SaveBatch(ctx context.Context, cs []*session.Change) []error {
 		return fill(errs, err)
 	}
 	for i, c := range cs {
-		if errs[i] == nil && c.Session != nil {
-			db.decoded.remember(c.Session.ID, es[i].session, c.Session)
+		if errs[i] != nil {
+			db.refused(c, errs[i])
+		} else if c.Session != nil {
+			db.cache.fill(es[i].session, c.Session, gens[i])
 		}
 	}
 	for _, w := range ws {
@@ -243,9 +269,11 @@ func fill(errs []error, err error) []error {
 }
 
 // SaveAll saves many session changes in one transaction, all or none, for
-// bulk loads; they are not published.
+// bulk loads; they are not published, and every replica's cache forgets
+// the sessions.
 func (db *DB) SaveAll(ctx context.Context, cs []*session.Change) error {
 	es := make([]*encodedChange, len(cs))
+	ids := make([]string, len(cs))
 	for i, c := range cs {
 		if c.Session == nil {
 			return fmt.Errorf("postgres: SaveAll takes session changes only")
@@ -254,15 +282,52 @@ func (db *DB) SaveAll(ctx context.Context, cs []*session.Change) error {
 		if es[i], err = encodeChange(c); err != nil {
 			return err
 		}
+		ids[i] = c.Session.ID
 	}
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		for _, e := range es {
 			if _, err := e.apply(ctx, tx, ""); err != nil {
 				return fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
 			}
 		}
-		return nil
+		return notifyForgotten(ctx, tx, ids)
 	})
+	db.cache.forget(ids...)
+	return err
+}
+
+// notifyForgotten tells every DB's session cache, when tx commits, that
+// the sessions with the ids were deleted or written outside the change
+// feed: they are read from the database again.
+func notifyForgotten(ctx context.Context, tx pgx.Tx, ids []string) error {
+	var notes []string
+	note := "f"
+	for _, id := range ids {
+		if len(note)+1+len(id) > maxPayload {
+			notes = append(notes, note)
+			note = "f"
+		}
+		note += " " + id
+	}
+	if note != "f" {
+		notes = append(notes, note)
+	}
+	if len(notes) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n", sessionChannel, notes); err != nil {
+		return fmt.Errorf("postgres: notify sessions forgotten: %w", err)
+	}
+	return nil
+}
+
+// notifyForgetAll tells every DB's session cache, when tx commits, to
+// forget every session.
+func notifyForgetAll(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, 'f')", sessionChannel); err != nil {
+		return fmt.Errorf("postgres: notify sessions forgotten: %w", err)
+	}
+	return nil
 }
 
 // encodedChange is a change with its values encoded.
@@ -444,7 +509,8 @@ func nextAttempt(d *session.Delivery) any {
 // version as it is, unless a later request is stored already. Touches are
 // committed without waiting for the write-ahead log to reach the disk
 // (synchronous_commit off): a crash of the database loses at most its
-// last fraction of a second of them, and nothing else.
+// last fraction of a second of them, and nothing else. The touch is
+// notified with the version it was stored at, for every DB's cache.
 func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
 	patch, err := json.Marshal(struct {
 		LastRequest time.Time `json:"last_request"`
@@ -454,23 +520,50 @@ func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Clie
 	if err != nil {
 		return fmt.Errorf("postgres: encode touch: %w", err)
 	}
-	tag, err := db.touches.Exec(ctx, `UPDATE sessions SET last_request = $2, data = (data::jsonb || $3::jsonb)::json
-		WHERE id = $1 AND (last_request IS NULL OR last_request < $2)`, id, at, patch)
+	// at as a read of the session decodes it.
+	stored, err := time.Parse(time.RFC3339Nano, at.Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("postgres: encode touch: %w", err)
+	}
+	tn := touchNote{ID: id}
+	if len(id)+len(c.IP)+len(c.UserAgent) <= maxTouchNote {
+		tn.At, tn.IP, tn.UserAgent = &stored, c.IP, c.UserAgent
+	}
+	note, err := json.Marshal(tn)
+	if err != nil {
+		return fmt.Errorf("postgres: encode touch: %w", err)
+	}
+	var version int
+	err = db.touches.QueryRow(ctx, `WITH u AS (UPDATE sessions SET last_request = $2, data = (data::jsonb || $3::jsonb)::json
+			WHERE id = $1 AND (last_request IS NULL OR last_request < $2) RETURNING version),
+		n AS (SELECT pg_notify($4, 't ' || u.version || ' ' || $5::text) FROM u)
+		SELECT u.version FROM u, n`, id, at, patch, sessionChannel, string(note)).Scan(&version)
+	if err == nil {
+		if tn.At != nil {
+			db.cache.touch(id, version, stored, c.IP, c.UserAgent)
+		} else {
+			db.cache.forget(id)
+		}
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: touch session %s: %w", id, err)
+	}
+	var one int
+	err = db.pool.QueryRow(ctx, "SELECT 1 FROM sessions WHERE id = $1", id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return session.ErrNotFound
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: touch session %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
-		var one int
-		err := db.pool.QueryRow(ctx, "SELECT 1 FROM sessions WHERE id = $1", id).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return session.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("postgres: touch session %s: %w", id, err)
-		}
-	}
 	return nil
 }
+
+// maxTouchNote bounds the id, ip and user agent a touch's notification
+// carries (JSON may escape them to six times their size); a larger touch
+// is notified without them, and the session read from the database again.
+const maxTouchNote = 1000
 
 // Transaction returns the transaction with the id; session.ErrNotFound.
 func (db *DB) Transaction(ctx context.Context, id string) (*session.Transaction, error) {
@@ -496,58 +589,4 @@ func (db *DB) getJSON(ctx context.Context, v any, query string, args ...any) err
 		return fmt.Errorf("postgres: decode (%s): %w", query, err)
 	}
 	return nil
-}
-
-// sessionCache keeps recently decoded sessions with the bytes they were
-// decoded from. A hit is checked against the bytes just read, so it is
-// never stale, and saves the JSON decode.
-type sessionCache struct {
-	mu      sync.RWMutex
-	entries map[string]cachedSession
-}
-
-type cachedSession struct {
-	raw []byte
-	s   *session.Session
-}
-
-const (
-	sessionCacheSize  = 16384
-	sessionCacheValue = 4 << 10
-)
-
-func (c *sessionCache) decode(id string, raw []byte) (*session.Session, error) {
-	c.mu.RLock()
-	e, ok := c.entries[id]
-	c.mu.RUnlock()
-	if ok && bytes.Equal(e.raw, raw) {
-		s := *e.s // callers change fields, never what the fields point to
-		return &s, nil
-	}
-	s, err := decodeSession(raw)
-	if err != nil {
-		return nil, err
-	}
-	c.remember(id, raw, s)
-	return s, nil
-}
-
-// remember caches s as the decoding of raw, which it keeps.
-func (c *sessionCache) remember(id string, raw []byte, s *session.Session) {
-	if len(raw) > sessionCacheValue {
-		return
-	}
-	cp := *s
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = make(map[string]cachedSession, sessionCacheSize)
-	}
-	if _, ok := c.entries[id]; !ok && len(c.entries) >= sessionCacheSize {
-		for k := range c.entries { // map order is random: evict one at random
-			delete(c.entries, k)
-			break
-		}
-	}
-	c.entries[id] = cachedSession{raw: raw, s: &cp}
 }
