@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessiond/sessiond/postgres/pgtest"
 	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/store/storetest"
 )
 
 // waitLive waits until db's feed is current: its reads may sync.
@@ -271,4 +272,31 @@ func TestCacheSilentFeed(t *testing.T) {
 		t.Errorf("read while the feed is silent: %+v, %v, want the database's", got, err)
 	}
 	waitFor(t, "the feed to connect again", func() bool { return a.feed.pid.Load() != pid && isCurrent(a) })
+}
+
+// TestCacheAfterRetain: a session retention deletes on B is gone from
+// A's cache too: A's next read says not found.
+func TestCacheAfterRetain(t *testing.T) {
+	url := pgtest.URL(t)
+	a, b := openReplica(t, url, &feedLog{}), openReplica(t, url, &feedLog{})
+	waitLive(t, a)
+	ctx := context.Background()
+	s := storetest.NewSession(storetest.IDAt(t0))
+	if err := a.Save(ctx, &session.Change{Session: s}); err != nil {
+		t.Fatal(err)
+	}
+	done := *s
+	done.Version, done.State = 2, session.StateAborted
+	if err := a.Save(ctx, &session.Change{Session: &done, Moved: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Session(ctx, s.ID); err != nil || !cached(a, s.ID, 2) {
+		t.Fatalf("A's read before retention: %+v, %v, want version 2 cached", got, err)
+	}
+	if n, _, err := b.Retain(ctx, t0.Add(24*time.Hour), "", 500); err != nil || n != 1 {
+		t.Fatalf("Retain = %d, %v; want the session deleted", n, err)
+	}
+	if _, err := a.Session(ctx, s.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("A's read right after B's retention: %v, want not found", err)
+	}
 }

@@ -23,8 +23,9 @@ const retainLock = migrationLock + 2
 // transaction has refunds is kept.
 func (db *DB) Retain(ctx context.Context, cutoff time.Time, after string, limit int) (int, string, error) {
 	n, next := 0, ""
+	var forgotten []string
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		n, next = 0, ""
+		n, next, forgotten = 0, "", nil
 		var mine bool
 		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", int64(retainLock)).Scan(&mine); err != nil || !mine {
 			return err
@@ -118,10 +119,13 @@ func (db *DB) Retain(ctx context.Context, cutoff time.Time, after string, limit 
 			}
 		}
 		n = len(doomed)
-		return nil
+		forgotten = doomed
+		// Every replica's session cache forgets them at commit.
+		return notifyForgotten(ctx, tx, doomed)
 	})
 	if err != nil {
 		return 0, "", fmt.Errorf("postgres: retain: %w", err)
 	}
+	db.cache.forget(forgotten...)
 	return n, next, nil
 }
