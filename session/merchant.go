@@ -73,8 +73,13 @@ func (s *Service) EnsureMerchant(ctx context.Context, cr Credentials) (*Merchant
 	}
 	found, err := s.store.MerchantByPublicKey(ctx, cr.PublicKey)
 	if errors.Is(err, ErrNotFound) {
-		m, cr, err := s.AddMerchant(ctx, cr.PublicKey, cr)
-		return m, cr, err == nil, err
+		m, made, err := s.AddMerchant(ctx, cr.PublicKey, cr)
+		if !errors.Is(err, ErrPublicKeyTaken) {
+			return m, made, err == nil, err
+		}
+		// Another replica, starting with the same merchant, made it
+		// between the lookup and the create: update its record instead.
+		found, err = s.store.MerchantByPublicKey(ctx, cr.PublicKey)
 	}
 	if err != nil {
 		return nil, cr, false, err

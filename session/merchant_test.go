@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond/session"
+	"github.com/sessiond/sessiond/store"
+	"golang.org/x/crypto/argon2"
 )
 
 // TestSecretChangeRevokesTokens: a new secret, by --merchant or by
@@ -252,5 +255,56 @@ func TestAuthorizeLimits(t *testing.T) {
 	}
 	if _, err := f.svc.AuthorizeFrom(ctx, v6("ffff"), "pk_v6_other", "x"); session.ErrorCode(err) != session.CodeRateLimited {
 		t.Errorf("another host of the same /64 past its budget: %v, want rate limited", err)
+	}
+}
+
+// raceStore is a store on which another replica creates the merchant with
+// the public key pk between the caller's lookup of it and its create.
+type raceStore struct {
+	*store.DB
+	pk    string
+	other *session.Service
+	raced bool
+}
+
+func (s *raceStore) MerchantByPublicKey(ctx context.Context, pk string) (*session.Merchant, error) {
+	m, err := s.DB.MerchantByPublicKey(ctx, pk)
+	if pk == s.pk && !s.raced && errors.Is(err, session.ErrNotFound) {
+		s.raced = true
+		if _, _, _, err := s.other.EnsureMerchant(ctx, session.Credentials{PublicKey: pk, Secret: "sk_race"}); err != nil {
+			return nil, err
+		}
+	}
+	return m, err
+}
+
+// TestEnsureMerchantRacingReplica: two replicas starting together with the
+// same --merchant both find it missing; the one whose create loses to the
+// other's brings the winner's record up to date instead of failing.
+func TestEnsureMerchantRacingReplica(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "sessiond.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	other := session.NewService(db, argon2.IDKey)
+	other.SecretCost = session.SecretCost{MemoryKiB: 64, Passes: 1}
+	svc := session.NewService(&raceStore{DB: db, pk: "pk_race", other: other}, argon2.IDKey)
+	svc.SecretCost = other.SecretCost
+	ctx := context.Background()
+
+	m, _, created, err := svc.EnsureMerchant(ctx, session.Credentials{PublicKey: "pk_race", Secret: "sk_race"})
+	if err != nil {
+		t.Fatalf("EnsureMerchant after losing the create: %v", err)
+	}
+	if created || m.PublicKey != "pk_race" {
+		t.Errorf("EnsureMerchant = %s, created %v; want the other replica's merchant, not created", m.PublicKey, created)
+	}
+	if _, err := svc.Authorize(ctx, "pk_race", "sk_race"); err != nil {
+		t.Errorf("Authorize with the secret both were given: %v", err)
+	}
+	ms, err := svc.Merchants(ctx)
+	if err != nil || len(ms) != 1 {
+		t.Errorf("Merchants = %d, %v; want the one merchant", len(ms), err)
 	}
 }
