@@ -73,9 +73,9 @@ func (s *Service) EnsureMerchant(ctx context.Context, cr Credentials) (*Merchant
 	}
 	found, err := s.store.MerchantByPublicKey(ctx, cr.PublicKey)
 	if errors.Is(err, ErrNotFound) {
-		m, made, err := s.AddMerchant(ctx, cr.PublicKey, cr)
-		if !errors.Is(err, ErrPublicKeyTaken) {
-			return m, made, err == nil, err
+		m, made, addErr := s.AddMerchant(ctx, cr.PublicKey, cr)
+		if !errors.Is(addErr, ErrPublicKeyTaken) {
+			return m, made, addErr == nil, addErr
 		}
 		// Another replica, starting with the same merchant, made it
 		// between the lookup and the create: update its record instead.
