@@ -385,6 +385,9 @@ func (e *encodedChange) applyAlone(ctx context.Context, tx pgx.Tx, origin string
 // the change feed's row and notification, in one round trip. It returns
 // the change's seq in the feed (0 if not logged).
 func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
+	if e.oneStatement() {
+		return e.applyOne(ctx, tx, origin)
+	}
 	if s := e.c.Session; s != nil {
 		var expires any
 		if !s.State.Final() {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Open) {
 		{"Merchants", testMerchants},
 		{"Tokens", testTokens},
 		{"SaveVersions", testSaveVersions},
+		{"RefusedSaveWritesNothing", testRefusedSaveWritesNothing},
 		{"SaveTransaction", testSaveTransaction},
 		{"SaveBatch", testSaveBatch},
 		{"SaveBatchConcurrent", testSaveBatchConcurrent},
@@ -209,6 +210,40 @@ func testSaveVersions(t *testing.T, f *fixture) {
 	got, err := f.db.Session(ctx(), s.ID)
 	if err != nil || got.Version != 2 || got.Params.MerchantReference != "order-1" || !got.Expires.Equal(s.Expires) {
 		t.Errorf("Session = %+v, %v", got, err)
+	}
+}
+
+// testRefusedSaveWritesNothing: a save refused for its version (a create
+// of a stored id, a move from a version not stored, a replay) writes none
+// of its deliveries, timers or timer deletions, and publishes nothing.
+func testRefusedSaveWritesNothing(t *testing.T, f *fixture) {
+	s := NewSession(ID())
+	mustSave(t, f.db, &session.Change{Session: s, Timers: []session.Timer{{Key: "keep:" + s.ID, Due: T0.Add(time.Hour)}}})
+	moved := next(s)
+	mustSave(t, f.db, &session.Change{Session: moved})
+	f.sub.Take()
+	for _, version := range []int{1, 2, 4} {
+		c := *s
+		c.Version = version
+		d := NewDelivery(&c, "http://127.0.0.1:1/refused", T0)
+		err := f.db.Save(ctx(), &session.Change{Session: &c, Deliveries: []*session.Delivery{d},
+			Timers: []session.Timer{{Key: "refused:" + s.ID, Due: T0}, {Key: "keep:" + s.ID}}})
+		if !errors.Is(err, session.ErrVersionConflict) {
+			t.Fatalf("Save at version %d over version 2: %v, want a version conflict", version, err)
+		}
+	}
+	if ds, err := f.db.SessionDeliveries(ctx(), s.ID); err != nil || len(ds) != 0 {
+		t.Errorf("deliveries of refused saves: %d, %v; want none", len(ds), err)
+	}
+	timers, _, err := f.db.ClaimTimers(ctx(), "x", T0.Add(2*time.Hour), time.Minute, 10)
+	if err != nil || len(timers) != 1 || timers[0].Key != "keep:"+s.ID {
+		t.Errorf("timers after refused saves = %v, %v; want only keep:%s, not deleted", timers, err, s.ID)
+	}
+	if got, err := f.db.Session(ctx(), s.ID); err != nil || got.Version != 2 {
+		t.Errorf("Session after refused saves = %+v, %v; want version 2", got, err)
+	}
+	if cs, _ := f.sub.Take(); len(cs) != 0 {
+		t.Errorf("refused saves were published: %d changes", len(cs))
 	}
 }
 

@@ -1,0 +1,111 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sessiond/sessiond/session"
+)
+
+// oneStatement reports whether the change can be written by applyOne: a
+// session write with deliveries, timers and the feed's row, and nothing
+// with a second check of its own (a transaction, an account).
+func (e *encodedChange) oneStatement() bool {
+	c := e.c
+	if c.Session == nil || c.Transaction != nil || c.Account != nil {
+		return false
+	}
+	keys := make(map[string]bool, len(c.Timers))
+	for _, t := range c.Timers {
+		if keys[t.Key] { // one statement may not upsert a key twice
+			return false
+		}
+		keys[t.Key] = true
+	}
+	return true
+}
+
+// applyOne writes the change as apply does, in one statement and so one
+// round trip: the versioned session write is a data-modifying WITH query
+// whose RETURNING row the deliveries, the timers and the feed's row and
+// notification are each conditional on. A refused write thus writes
+// nothing, as apply's separate first statement ensured, and no other
+// save of the session in the same transaction can be mistaken for it.
+func (e *encodedChange) applyOne(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
+	s := e.c.Session
+	var expires any
+	if !s.State.Final() {
+		expires = s.Expires
+	}
+	var q strings.Builder
+	var args []any
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	id, data, last := param(s.ID), param(e.session), param(ts(s.LastRequest))
+	if s.Version == 1 {
+		var ref any
+		if r := s.Params.MerchantReference; r != "" {
+			ref = r
+		}
+		fmt.Fprintf(&q, `WITH s AS (INSERT INTO sessions (id, merchant_id, merchant_reference, version, expires, last_request, data)
+			VALUES (%s, %s, %s, 1, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id)`,
+			id, param(s.MerchantID), param(ref), param(expires), last, data)
+	} else {
+		// The save ends any claim on the session.
+		fmt.Fprintf(&q, `WITH s AS (UPDATE sessions SET version = %s, expires = %s, last_request = %s, data = %s,
+			claim_owner = NULL, claim_until = NULL
+			WHERE id = %s AND version = %s RETURNING id)`,
+			param(s.Version), param(expires), last, data, id, param(s.Version-1))
+	}
+	for i, d := range e.c.Deliveries {
+		fmt.Fprintf(&q, `, d%d AS (INSERT INTO deliveries (webhook_id, session_id, host, next_attempt, created, data)
+			SELECT %s::text, %s::text, %s::text, %s::timestamptz, %s::timestamptz, %s::json FROM s)`, i,
+			param(d.WebhookID), param(d.SessionID), param(d.Host()), param(nextAttempt(d)), param(d.Created), param(e.deliveries[i]))
+	}
+	for i, t := range e.c.Timers {
+		if t.Due.IsZero() {
+			fmt.Fprintf(&q, `, t%d AS (DELETE FROM timers WHERE key = %s::text AND EXISTS (SELECT 1 FROM s))`, i, param(t.Key))
+		} else {
+			fmt.Fprintf(&q, `, t%d AS (INSERT INTO timers (key, due) SELECT %s::text, %s::timestamptz FROM s
+				ON CONFLICT (key) DO UPDATE SET due = excluded.due)`, i, param(t.Key), param(t.Due))
+		}
+	}
+	seq := "NULL::bigint"
+	if origin != "" {
+		feed, err := e.feedData()
+		if err != nil {
+			return 0, err
+		}
+		inline := ""
+		if len(feed) <= maxPayload {
+			inline = string(feed)
+		}
+		o := param(origin)
+		fmt.Fprintf(&q, `, c AS (INSERT INTO changes (origin, data) SELECT %s::text, %s::json FROM s RETURNING seq, at),
+			n AS (SELECT pg_notify('`+feedChannel+`', c.seq || ' ' || (extract(epoch FROM c.at) * 1000000)::bigint || ' ' || %s::text || ' ' || %s::text) FROM c)`,
+			o, param(feed), o, param(inline))
+		seq = "(SELECT c.seq FROM c, n)"
+	}
+	q.WriteString(` SELECT EXISTS (SELECT 1 FROM s), ` + seq)
+
+	var wrote bool
+	var logged *int64
+	if err := tx.QueryRow(ctx, q.String(), args...).Scan(&wrote, &logged); err != nil {
+		return 0, fmt.Errorf("postgres: save %s: %w", s.ID, err)
+	}
+	if !wrote {
+		if s.Version == 1 {
+			return 0, session.ErrVersionConflict
+		}
+		return 0, missingOrConflict(ctx, tx, "SELECT 1 FROM sessions WHERE id = $1", s.ID)
+	}
+	if logged == nil {
+		return 0, nil
+	}
+	return *logged, nil
+}
