@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessiond/sessiond/server"
 )
 
 // command is one `sessiond` command: its help text, its flags and what it
@@ -498,23 +500,12 @@ func parseDuration(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// humanDuration writes d without zero tails: 30m, not 30m0s; whole days
-// past one as 90d.
+// humanDuration writes d as server.FormatDuration does, and 0 as 0.
 func humanDuration(d time.Duration) string {
 	if d == 0 {
 		return "0"
 	}
-	if d%(24*time.Hour) == 0 && d > 24*time.Hour {
-		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
-	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return server.FormatDuration(d)
 }
 
 // durationList is a flag of comma-separated growing positive durations.

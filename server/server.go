@@ -546,12 +546,18 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 // RetainString is how a retention is shown: "keep everything" for none,
-// whole days as 90d, else Go's form without zero tails (36h, 30m).
+// else as FormatDuration shows it.
 func RetainString(d time.Duration) string {
-	switch {
-	case d <= 0:
+	if d <= 0 {
 		return "keep everything"
-	case d%(24*time.Hour) == 0:
+	}
+	return FormatDuration(d)
+}
+
+// FormatDuration shows d without zero tails (36h, 30m, 1m30s, not 30m0s)
+// and a whole number of days past one as days (90d).
+func FormatDuration(d time.Duration) string {
+	if d%(24*time.Hour) == 0 && d > 24*time.Hour {
 		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 	}
 	s := d.String()

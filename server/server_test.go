@@ -131,7 +131,7 @@ func TestBadPublicURL(t *testing.T) {
 
 func TestRetainString(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		0: "keep everything", 90 * 24 * time.Hour: "90d", 24 * time.Hour: "1d", 36 * time.Hour: "36h",
+		0: "keep everything", 90 * 24 * time.Hour: "90d", 24 * time.Hour: "24h", 48 * time.Hour: "2d", 36 * time.Hour: "36h",
 		30 * time.Minute: "30m", 90 * time.Second: "1m30s", 4 * time.Second: "4s",
 	} {
 		if got := server.RetainString(d); got != want {
