@@ -36,11 +36,10 @@ func (db *DB) Retain(ctx context.Context, cutoff time.Time, after string, limit 
 			}
 			seen++
 			next = string(k)
-			s, err := decodeSessionHead(v) // the rest is read again in the write
-			if err != nil {
-				return err
-			}
-			if s.State.Final() && s.Created.Before(cutoff) {
+			// The rest is read again in the write. A value that does not
+			// decode is left for `sessiond check` to report, not retained.
+			s, err := decodeSessionHead(v)
+			if err == nil && s.State.Final() && s.Created.Before(cutoff) {
 				ids = append(ids, bytes.Clone(k))
 			}
 		}
@@ -79,10 +78,7 @@ func retainSessions(tx *bolt.Tx, ids [][]byte, cutoff time.Time) ([]string, erro
 			continue
 		}
 		s, err := decodeSession(v)
-		if err != nil {
-			return nil, err
-		}
-		if !s.State.Final() || !s.Created.Before(cutoff) {
+		if err != nil || !s.State.Final() || !s.Created.Before(cutoff) {
 			continue
 		}
 		deliveries, keep, err := sessionDeliveries(tx, s.ID)

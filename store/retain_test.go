@@ -242,3 +242,31 @@ func TestRetainChurn(t *testing.T) {
 			last, lastUsed, steady, steadyUsed)
 	}
 }
+
+// TestRetainSkipsDamaged: a stored session that does not decode is left
+// where it is (for `sessiond check` to report) and does not stop retention
+// of the sessions after it.
+func TestRetainSkipsDamaged(t *testing.T) {
+	c := newChurn(t)
+	ctx := context.Background()
+	damaged := session.IDAt(c.clock.Now()) // sorts before the sessions made now
+	if err := c.db.update(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).Put([]byte(damaged), []byte("\x00\x00\x00\x02\x01garbage"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old := c.finish(t, 5)
+	c.clock.Advance(48 * time.Hour)
+	n, err := c.svc.RetainOnce(ctx, 24*time.Hour)
+	if err != nil || n != len(old) {
+		t.Fatalf("RetainOnce past a damaged session = %d, %v; want %d deleted", n, err, len(old))
+	}
+	if err := c.db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketSessions).Get([]byte(damaged)) == nil {
+			t.Error("the damaged session was deleted")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
