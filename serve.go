@@ -119,6 +119,7 @@ func serve(env *cmdEnv, c server.Config, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	defer level.Close()
 	if err := c.Validate(); err != nil {
 		return usagef("sessiond serve: %v", err)
 	}
@@ -218,25 +219,32 @@ func newLogger(format, level string, w io.Writer) (zerolog.Logger, *levelWriter,
 	if err != nil {
 		return zerolog.Logger{}, nil, usagef("sessiond serve: --log-level %s: want debug, info, warn or error", level)
 	}
-	switch format {
-	case "json":
-	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
-	default:
+	if format != "json" && format != "console" {
 		return zerolog.Logger{}, nil, usagef("sessiond serve: --log-format %s: want json or console", format)
 	}
+	out := newLineWriter(w, logBuffer)
+	w = out
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
+	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	lw := &levelWriter{w: w}
+	lw := &levelWriter{w: w, out: out}
 	lw.set(lvl)
 	return zerolog.New(lw).With().Timestamp().Logger(), lw, nil
 }
 
 // levelWriter drops log entries below a level that can change while the
-// server runs.
+// server runs. It writes through a lineWriter, so that a request's access
+// line does not cost it a system call; a warning or an error is on stderr
+// when its call returns, with everything logged before it.
 type levelWriter struct {
-	w   io.Writer
+	w   io.Writer // out, or a ConsoleWriter in front of it
+	out *lineWriter
 	min atomic.Int32
 }
+
+// Close writes what is still queued; later entries are written at once.
+func (l *levelWriter) Close() error { return l.out.Close() }
 
 func (l *levelWriter) set(lvl zerolog.Level) { l.min.Store(int32(lvl)) }
 
@@ -246,7 +254,11 @@ func (l *levelWriter) WriteLevel(lvl zerolog.Level, p []byte) (int, error) {
 	if int32(lvl) < l.min.Load() {
 		return len(p), nil
 	}
-	return l.w.Write(p)
+	n, err := l.w.Write(p)
+	if lvl >= zerolog.WarnLevel && lvl != zerolog.NoLevel {
+		l.out.Flush()
+	}
+	return n, err
 }
 
 // prefixList is --trusted-proxies: comma-separated CIDRs or addresses.
