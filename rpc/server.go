@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rs/xid"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
 	"github.com/sessiond/sessiond/session"
@@ -185,11 +186,7 @@ func (s *Server) Handler() http.Handler {
 	var h http.Handler = mux
 	h = s.recoverHandler(h)
 	h = hlog.AccessHandler(accessLog)(h)
-	h = withCallInfo(h)
-	h = hlog.RequestIDHandler("req_id", "X-Request-Id")(h)
-	h = hlog.RemoteIPHandler("client_ip")(h) // the client's, once a trusted proxy's X-Forwarded-For is applied
-	h = hlog.NewHandler(s.log)(h)
-	return h
+	return s.withRequest(h)
 }
 
 // callInfo collects, for the access log, the methods one HTTP request
@@ -201,13 +198,37 @@ type callInfo struct {
 
 type callInfoKey struct{}
 
-func withCallInfo(next http.Handler) http.Handler {
+// withRequest gives each request what the access log and every later log
+// line of the request need, in one copy of the request: a logger with the
+// client's address and a request id (hlog's, an xid, also sent as
+// X-Request-Id), the id itself for hlog.IDFromRequest, and the callInfo.
+// hlog's NewHandler, RemoteIPHandler and RequestIDHandler do the same in
+// three copies of the request and two of the logger's fields.
+func (s *Server) withRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := xid.New()
+		ids := id.String()
+		lc := s.log.With()
+		if ip := remoteIP(r.RemoteAddr); ip != "" {
+			lc = lc.Str("client_ip", ip) // the client's, once a trusted proxy's X-Forwarded-For is applied
+		}
+		l := lc.Str("req_id", ids).Logger()
 		ci := &callInfo{}
 		ci.methods = ci.first[:0]
-		ctx := context.WithValue(r.Context(), callInfoKey{}, ci)
+		ctx := context.WithValue(hlog.CtxWithID(l.WithContext(r.Context()), id), callInfoKey{}, ci)
+		w.Header()["X-Request-Id"] = []string{ids}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// remoteIP is the host of a request's RemoteAddr, as hlog.RemoteIPHandler
+// logs it.
+func remoteIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
 }
 
 // maxMethodName is how much of a method name errors and logs show: the
