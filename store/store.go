@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,6 +241,11 @@ func (db *DB) submitAll(ctx context.Context, ws []*write) error {
 	}
 }
 
+// commitYields is how many times the committer yields to let writers join
+// a commit: `sessiond bench` and wrk measured 9-19% more creates a second
+// with 3 than with none, and no more with 8.
+const commitYields = 3
+
 func (db *DB) commitLoop() {
 	defer close(db.done)
 	batch := make([]*write, 0, db.max)
@@ -247,13 +253,28 @@ func (db *DB) commitLoop() {
 		select {
 		case ws := <-db.writes:
 			batch = append(batch[:0], ws...)
-		drain:
-			for len(batch) < db.max {
-				select {
-				case ws := <-db.writes:
-					batch = append(batch, ws...)
-				default:
-					break drain
+			// The writers woken with this one are often runnable but not
+			// yet at the channel; a yield lets them get there and share the
+			// commit, instead of waiting for the next one. Yield again while
+			// a yield brings more, up to commitYields times. With nothing
+			// else runnable a yield returns at once, so a lone write does
+			// not wait (bbolt's Batch waits 10ms for company).
+			for y := 0; y <= commitYields && len(batch) < db.max; y++ {
+				if y > 0 {
+					runtime.Gosched()
+				}
+				n := len(batch)
+			drain:
+				for len(batch) < db.max {
+					select {
+					case ws := <-db.writes:
+						batch = append(batch, ws...)
+					default:
+						break drain
+					}
+				}
+				if y > 0 && len(batch) == n {
+					break
 				}
 			}
 			for len(batch) > 0 {
