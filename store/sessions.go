@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/session"
@@ -21,35 +22,50 @@ func refKey(merchantID, ref, sessionID string) []byte {
 	return append(k, sessionID...)
 }
 
-// Session returns the session with the id; session.ErrNotFound.
+// Session returns the session with the id; session.ErrNotFound. A
+// session read before and not written since is answered from memory,
+// without a read transaction.
 func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
-	var s *session.Session
-	err := db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSessions).Get([]byte(id))
-		if v == nil {
-			return session.ErrNotFound
+	s, ok := db.decoded.current(id)
+	if !ok {
+		checked := db.decoded.commits.Load()
+		err := db.view(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bucketSessions).Get([]byte(id))
+			if v == nil {
+				return session.ErrNotFound
+			}
+			var err error
+			s, err = db.decoded.decode(id, v, checked)
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
-		var err error
-		s, err = db.decoded.decode(id, v)
-		return err
-	})
-	if err == nil {
-		db.touches.merge(s)
 	}
-	return s, err
+	db.touches.merge(s)
+	return s, nil
 }
 
 // sessionCache keeps recently decoded sessions with the bytes they were
 // decoded from. A hit is checked against the stored bytes, so it is never
-// stale, and saves the decode.
+// stale, and saves the decode. An entry also records the last commit after
+// which its bytes were seen to be the stored ones: while no transaction
+// has been committed since, it is current without looking.
 type sessionCache struct {
 	mu      sync.RWMutex
-	entries map[string]cachedSession
+	entries map[string]*cachedSession
+	// commits counts the write transactions the committer has run, each
+	// counted once it is over (committed or rolled back) and before any of
+	// its writers is answered.
+	commits atomic.Uint64
 }
 
 type cachedSession struct {
 	raw []byte
 	s   *session.Session
+	// checked is commits as read before a read transaction that found raw
+	// stored; 0 if never checked.
+	checked atomic.Uint64
 }
 
 // The cache holds at most sessionCacheSize sessions of at most
@@ -60,36 +76,57 @@ const (
 	sessionCacheValue = 4 << 10
 )
 
-// decode returns the session whose stored value is v (valid only for the
-// transaction it was read in): a copy of the cached one if v is what it
-// was decoded from, else a fresh decode, which it remembers.
-func (c *sessionCache) decode(id string, v []byte) (*session.Session, error) {
+// current returns a copy of the cached session with the id if it was seen
+// stored after the last commit; ok false if it must be read.
+func (c *sessionCache) current(id string) (*session.Session, bool) {
+	n := c.commits.Load()
 	c.mu.RLock()
-	e, ok := c.entries[id]
+	e := c.entries[id]
 	c.mu.RUnlock()
-	if ok && bytes.Equal(e.raw, v) {
-		s := *e.s // callers change fields, never what the fields point to
+	if e == nil || n == 0 || e.checked.Load() != n {
+		return nil, false
+	}
+	s := *e.s // callers change fields, never what the fields point to
+	return &s, true
+}
+
+// decode returns the session whose stored value is v (valid only for the
+// transaction it was read in, which began when commits was checked): a
+// copy of the cached one if v is what it was decoded from, else a fresh
+// decode, which it remembers.
+func (c *sessionCache) decode(id string, v []byte, checked uint64) (*session.Session, error) {
+	c.mu.RLock()
+	e := c.entries[id]
+	c.mu.RUnlock()
+	if e != nil && bytes.Equal(e.raw, v) {
+		if checked != 0 {
+			e.checked.Store(checked)
+		}
+		s := *e.s
 		return &s, nil
 	}
 	s, err := decodeSession(v)
 	if err != nil {
 		return nil, err
 	}
-	c.remember(id, bytes.Clone(v), s)
+	c.remember(id, bytes.Clone(v), s, checked)
 	return s, nil
 }
 
 // remember caches s as the decoding of raw, which it keeps (the caller
-// must not change either).
-func (c *sessionCache) remember(id string, raw []byte, s *session.Session) {
+// must not change either), seen stored after commit checked (0: not
+// known to be stored).
+func (c *sessionCache) remember(id string, raw []byte, s *session.Session, checked uint64) {
 	if len(raw) > sessionCacheValue {
 		return
 	}
 	cp := *s
+	e := &cachedSession{raw: raw, s: &cp}
+	e.checked.Store(checked)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
-		c.entries = make(map[string]cachedSession, sessionCacheSize)
+		c.entries = make(map[string]*cachedSession, sessionCacheSize)
 	}
 	if _, ok := c.entries[id]; !ok && len(c.entries) >= sessionCacheSize {
 		for k := range c.entries { // map order is random: evict one at random
@@ -97,7 +134,7 @@ func (c *sessionCache) remember(id string, raw []byte, s *session.Session) {
 			break
 		}
 	}
-	c.entries[id] = cachedSession{raw: raw, s: &cp}
+	c.entries[id] = e
 }
 
 // SessionsByReference returns up to limit sessions of the merchant with
@@ -183,8 +220,10 @@ func (db *DB) changeWrite(c *session.Change) (*write, error) {
 	w.saved = c
 	w.after = func() {
 		if c.Session != nil {
-			// The next read of this session finds it decoded already.
-			db.decoded.remember(c.Session.ID, e.session, c.Session)
+			// The next read of this session finds it decoded already. It
+			// checks the bytes once: another write of the same commit (a
+			// touch) may have written the session after this one.
+			db.decoded.remember(c.Session.ID, e.session, c.Session, 0)
 			db.claims.end(claimSession, c.Session.ID)
 		}
 	}
@@ -352,7 +391,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 			if v == nil {
 				return fmt.Errorf("store: expiry index names missing session %s", id)
 			}
-			s, err := db.decoded.decode(id, v)
+			s, err := db.decoded.decode(id, v, 0)
 			if err != nil {
 				return err
 			}

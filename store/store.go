@@ -310,6 +310,9 @@ func (db *DB) commit(batch []*write) {
 				return nil
 			})
 		})
+		// Cached sessions are checked again after any transaction, before
+		// its writers or the feed hear of it.
+		db.decoded.commits.Add(1)
 		if bad >= 0 {
 			batch[bad].err <- badErr
 			batch = append(batch[:bad:bad], batch[bad+1:]...)

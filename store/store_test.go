@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,4 +371,106 @@ func TestMigrateDue(t *testing.T) {
 	if err != nil || len(got.Deliveries) != 1 {
 		t.Errorf("claim after migration: %+v, %v", got, err)
 	}
+}
+
+// TestSessionCacheFollowsCommits: a session read again with no commit in
+// between is answered without a read transaction, and every commit, a save
+// or a flush of touches, is seen by the next read.
+func TestSessionCacheFollowsCommits(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "s.db"), Options{TouchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	s := newSession("s1", 1)
+	if err := db.Save(ctx, &session.Change{Session: s}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (*session.Session, int) {
+		t.Helper()
+		before := db.bolt.Stats().TxN
+		got, err := db.Session(ctx, "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, db.bolt.Stats().TxN - before
+	}
+	if _, txs := read(); txs != 1 {
+		t.Errorf("first read after the save: %d read transactions, want 1 (to check the bytes)", txs)
+	}
+	got, txs := read()
+	if txs != 0 || got.Version != 1 {
+		t.Errorf("second read: version %d in %d read transactions, want version 1 from memory", got.Version, txs)
+	}
+	got.Params.CountryID = "no" // a caller's change stays its own
+	if again, _ := read(); again.Params.CountryID != "se" {
+		t.Errorf("a caller's change reached the cache: country %q", again.Params.CountryID)
+	}
+
+	next := *s
+	next.Version, next.State = 2, session.StateAuthenticationStarted
+	if err := db.Save(ctx, &session.Change{Session: &next}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := read(); got.Version != 2 || got.State != session.StateAuthenticationStarted {
+		t.Errorf("after the second save: version %d state %d", got.Version, got.State)
+	}
+
+	if err := db.Touch(ctx, "s1", t0.Add(time.Minute), session.Client{IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	db.FlushTouches() // written into the stored session, no longer held
+	got, txs = read()
+	if !got.LastRequest.Equal(t0.Add(time.Minute)) || got.IP != "192.0.2.1" || txs != 1 {
+		t.Errorf("after a flush of touches: last request %v ip %q in %d read transactions", got.LastRequest, got.IP, txs)
+	}
+}
+
+// TestSessionCacheNeverStale: readers racing a writer never see a version
+// older than the last one whose save had returned before they asked.
+func TestSessionCacheNeverStale(t *testing.T) {
+	db, _ := MustOpen(t)
+	ctx := context.Background()
+	s := newSession("s1", 1)
+	if err := db.Save(ctx, &session.Change{Session: s}); err != nil {
+		t.Fatal(err)
+	}
+	var acked atomic.Int64
+	acked.Store(1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				want := acked.Load()
+				got, err := db.Session(ctx, "s1")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if int64(got.Version) < want {
+					t.Errorf("read version %d after version %d was saved", got.Version, want)
+					return
+				}
+			}
+		}()
+	}
+	for v := 2; v <= 300; v++ {
+		next := *s
+		next.Version = v
+		if err := db.Save(ctx, &session.Change{Session: &next}); err != nil {
+			t.Fatal(err)
+		}
+		acked.Store(int64(v))
+	}
+	close(done)
+	wg.Wait()
 }
