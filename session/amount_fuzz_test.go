@@ -9,11 +9,14 @@ import (
 // amount it accepts is non-negative, equals the text's value times 100
 // exactly, and reads back from its own String.
 func FuzzParseAmount(f *testing.F) {
-	for _, s := range []string{"50", "50.5", "50.50", "5e1", "0.01", "1e-2", "1e99", "00", "-1", "1.005", "9999999999999999.99", "5E+1", "0.10e1"} {
+	for _, s := range []string{"50", "50.5", "50.50", "5e1", "0.01", "1e-2", "1e99", "00", "-1", "1.005", "9999999999999999.99", "5E+1", "0.10e1", "10.00", "0", "0.", ".5", "1.2.3", "12a", "0.0100000000000000000000", "0.123", "99999999999999999"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		a, ok := ParseAmount(s)
+		if ra, rok := parseAmountRat(s); a != ra || ok != rok {
+			t.Fatalf("ParseAmount(%q) = %d, %v; parseAmountRat says %d, %v", s, a, ok, ra, rok)
+		}
 		if !ok {
 			return
 		}
