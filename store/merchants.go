@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/sessiond/sessiond/session"
@@ -36,23 +37,46 @@ func (db *DB) PutMerchant(ctx context.Context, m *session.Merchant) error {
 
 // Merchant returns the merchant with the id; session.ErrNotFound.
 func (db *DB) Merchant(ctx context.Context, id string) (*session.Merchant, error) {
-	m := new(session.Merchant)
-	err := db.view(func(tx *bolt.Tx) error { return get(tx, bucketMerchants, []byte(id), m) })
+	checked := db.transactions.Load()
+	if m, ok := db.merchants.current(id, checked); ok {
+		return m, nil
+	}
+	var m *session.Merchant
+	err := db.view(func(tx *bolt.Tx) (err error) {
+		m, err = db.merchant(tx, []byte(id), checked)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
+// merchant reads the merchant with the id in tx, which began when the
+// transaction count was checked, through the merchant cache.
+func (db *DB) merchant(tx *bolt.Tx, id []byte, checked uint64) (*session.Merchant, error) {
+	v := tx.Bucket(bucketMerchants).Get(id)
+	if v == nil {
+		return nil, session.ErrNotFound
+	}
+	m, err := db.merchants.get(string(id), v, checked)
+	if err != nil {
+		return nil, fmt.Errorf("store: decode %s/%s: %w", bucketMerchants, id, err)
+	}
+	return m, nil
+}
+
 // MerchantByPublicKey returns the merchant with the public key.
 func (db *DB) MerchantByPublicKey(ctx context.Context, publicKey string) (*session.Merchant, error) {
-	m := new(session.Merchant)
-	err := db.view(func(tx *bolt.Tx) error {
+	checked := db.transactions.Load()
+	var m *session.Merchant
+	err := db.view(func(tx *bolt.Tx) (err error) {
 		id := tx.Bucket(bucketMerchantKeys).Get([]byte(publicKey))
 		if id == nil {
 			return session.ErrNotFound
 		}
-		return get(tx, bucketMerchants, id, m)
+		m, err = db.merchant(tx, id, checked)
+		return err
 	})
 	if err != nil {
 		return nil, err

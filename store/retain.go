@@ -57,7 +57,7 @@ func (db *DB) Retain(ctx context.Context, cutoff time.Time, after string, limit 
 	})
 	w.after = func() {
 		for _, id := range gone {
-			db.decoded.forget(id)
+			db.sessions.forget(id)
 		}
 	}
 	if err := db.submit(ctx, w); err != nil {
@@ -225,11 +225,4 @@ func hasPrefix(tx *bolt.Tx, bucket []byte, prefix string) bool {
 	}
 	k, _ := tx.Bucket(bucket).Cursor().Seek([]byte(prefix))
 	return k != nil && bytes.HasPrefix(k, []byte(prefix))
-}
-
-// forget drops the cached decoding of a deleted session.
-func (c *sessionCache) forget(id string) {
-	c.mu.Lock()
-	delete(c.entries, id)
-	c.mu.Unlock()
 }

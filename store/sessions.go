@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/session"
@@ -26,16 +24,16 @@ func refKey(merchantID, ref, sessionID string) []byte {
 // session read before and not written since is answered from memory,
 // without a read transaction.
 func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
-	s, ok := db.decoded.current(id)
+	checked := db.transactions.Load()
+	s, ok := db.sessions.current(id, checked)
 	if !ok {
-		checked := db.decoded.commits.Load()
 		err := db.view(func(tx *bolt.Tx) error {
 			v := tx.Bucket(bucketSessions).Get([]byte(id))
 			if v == nil {
 				return session.ErrNotFound
 			}
 			var err error
-			s, err = db.decoded.decode(id, v, checked)
+			s, err = db.sessions.get(id, v, checked)
 			return err
 		})
 		if err != nil {
@@ -44,97 +42,6 @@ func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) 
 	}
 	db.touches.merge(s)
 	return s, nil
-}
-
-// sessionCache keeps recently decoded sessions with the bytes they were
-// decoded from. A hit is checked against the stored bytes, so it is never
-// stale, and saves the decode. An entry also records the last commit after
-// which its bytes were seen to be the stored ones: while no transaction
-// has been committed since, it is current without looking.
-type sessionCache struct {
-	mu      sync.RWMutex
-	entries map[string]*cachedSession
-	// commits counts the write transactions the committer has run, each
-	// counted once it is over (committed or rolled back) and before any of
-	// its writers is answered.
-	commits atomic.Uint64
-}
-
-type cachedSession struct {
-	raw []byte
-	s   *session.Session
-	// checked is commits as read before a read transaction that found raw
-	// stored; 0 if never checked.
-	checked atomic.Uint64
-}
-
-// The cache holds at most sessionCacheSize sessions of at most
-// sessionCacheValue bytes each (most are under 1 KiB; callbacks and
-// free-form fields can make one far larger, and those are not kept).
-const (
-	sessionCacheSize  = 16384
-	sessionCacheValue = 4 << 10
-)
-
-// current returns a copy of the cached session with the id if it was seen
-// stored after the last commit; ok false if it must be read.
-func (c *sessionCache) current(id string) (*session.Session, bool) {
-	n := c.commits.Load()
-	c.mu.RLock()
-	e := c.entries[id]
-	c.mu.RUnlock()
-	if e == nil || n == 0 || e.checked.Load() != n {
-		return nil, false
-	}
-	s := *e.s // callers change fields, never what the fields point to
-	return &s, true
-}
-
-// decode returns the session whose stored value is v (valid only for the
-// transaction it was read in, which began when commits was checked): a
-// copy of the cached one if v is what it was decoded from, else a fresh
-// decode, which it remembers.
-func (c *sessionCache) decode(id string, v []byte, checked uint64) (*session.Session, error) {
-	c.mu.RLock()
-	e := c.entries[id]
-	c.mu.RUnlock()
-	if e != nil && bytes.Equal(e.raw, v) {
-		if checked != 0 {
-			e.checked.Store(checked)
-		}
-		s := *e.s
-		return &s, nil
-	}
-	s, err := decodeSession(v)
-	if err != nil {
-		return nil, err
-	}
-	c.remember(id, bytes.Clone(v), s, checked)
-	return s, nil
-}
-
-// remember caches s as the decoding of raw, which it keeps (the caller
-// must not change either), seen stored after commit checked (0: not
-// known to be stored).
-func (c *sessionCache) remember(id string, raw []byte, s *session.Session, checked uint64) {
-	if len(raw) > sessionCacheValue {
-		return
-	}
-	cp := *s
-	e := &cachedSession{raw: raw, s: &cp}
-	e.checked.Store(checked)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = make(map[string]*cachedSession, sessionCacheSize)
-	}
-	if _, ok := c.entries[id]; !ok && len(c.entries) >= sessionCacheSize {
-		for k := range c.entries { // map order is random: evict one at random
-			delete(c.entries, k)
-			break
-		}
-	}
-	c.entries[id] = e
 }
 
 // SessionsByReference returns up to limit sessions of the merchant with
@@ -223,7 +130,7 @@ func (db *DB) changeWrite(c *session.Change) (*write, error) {
 			// The next read of this session finds it decoded already. It
 			// checks the bytes once: another write of the same commit (a
 			// touch) may have written the session after this one.
-			db.decoded.remember(c.Session.ID, e.session, c.Session, 0)
+			db.sessions.remember(c.Session.ID, e.session, c.Session, 0)
 			db.claims.end(claimSession, c.Session.ID)
 		}
 	}
@@ -358,12 +265,14 @@ func (e *encodedChange) putSession(btx *bolt.Tx) error {
 // in memory (and seen by reads) until the next write of touches, at most
 // TouchInterval later; session.ErrNotFound if the session is not stored.
 func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
-	var found bool
-	if err := db.view(func(tx *bolt.Tx) error {
-		found = tx.Bucket(bucketSessions).Get([]byte(id)) != nil
-		return nil
-	}); err != nil {
-		return err
+	found := db.sessions.has(id, db.transactions.Load()) // just read, mostly
+	if !found {
+		if err := db.view(func(tx *bolt.Tx) error {
+			found = tx.Bucket(bucketSessions).Get([]byte(id)) != nil
+			return nil
+		}); err != nil {
+			return err
+		}
 	}
 	if !found {
 		return session.ErrNotFound
@@ -391,7 +300,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 			if v == nil {
 				return fmt.Errorf("store: expiry index names missing session %s", id)
 			}
-			s, err := db.decoded.decode(id, v, 0)
+			s, err := db.sessions.get(id, v, 0)
 			if err != nil {
 				return err
 			}

@@ -90,7 +90,13 @@ type DB struct {
 	feed    session.Publisher
 	onCmt   func(int)
 
-	decoded sessionCache
+	sessions  *recordCache[session.Session]
+	merchants *recordCache[session.Merchant]
+	// transactions counts the committer's write transactions, each once
+	// it is over (committed or rolled back) and before its writers are
+	// answered; the caches compare it.
+	transactions atomic.Uint64
+
 	touches touchBuffer
 	claims  claims
 	pending atomic.Int64 // pending deliveries
@@ -159,6 +165,9 @@ func Open(path string, opts Options) (*DB, error) {
 		max:     opts.MaxBatch,
 		feed:    opts.Feed,
 		onCmt:   opts.OnCommit,
+
+		sessions:  newSessionCache(),
+		merchants: newMerchantCache(),
 	}
 	var n int64
 	if err := db.view(func(tx *bolt.Tx) error {
@@ -310,9 +319,9 @@ func (db *DB) commit(batch []*write) {
 				return nil
 			})
 		})
-		// Cached sessions are checked again after any transaction, before
+		// Cached records are checked again after any transaction, before
 		// its writers or the feed hear of it.
-		db.decoded.commits.Add(1)
+		db.transactions.Add(1)
 		if bad >= 0 {
 			batch[bad].err <- badErr
 			batch = append(batch[:bad:bad], batch[bad+1:]...)

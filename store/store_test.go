@@ -417,8 +417,15 @@ func TestSessionCacheFollowsCommits(t *testing.T) {
 		t.Errorf("after the second save: version %d state %d", got.Version, got.State)
 	}
 
+	before := db.bolt.Stats().TxN
 	if err := db.Touch(ctx, "s1", t0.Add(time.Minute), session.Client{IP: "192.0.2.1"}); err != nil {
 		t.Fatal(err)
+	}
+	if txs := db.bolt.Stats().TxN - before; txs != 0 {
+		t.Errorf("a touch of the session just read: %d read transactions, want 0", txs)
+	}
+	if err := db.Touch(ctx, "nope", t0, session.Client{}); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("a touch of no session: %v, want ErrNotFound", err)
 	}
 	db.FlushTouches() // written into the stored session, no longer held
 	got, txs = read()
@@ -473,4 +480,48 @@ func TestSessionCacheNeverStale(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
+}
+
+// TestMerchantCacheFollowsCommits: a merchant read again with no commit in
+// between is answered without a read transaction or a decode, a caller's
+// change to what it got (slices too) stays its own, and a write is seen by
+// the next read, by id and by public key.
+func TestMerchantCacheFollowsCommits(t *testing.T) {
+	db, _ := MustOpen(t)
+	ctx := context.Background()
+	m := &session.Merchant{ID: "m1", Name: "shop", PublicKey: "pk_1", SecretHash: []byte{1, 2}, FrameAncestors: []string{"https://shop.example"}}
+	if err := db.CreateMerchant(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (*session.Merchant, int) {
+		t.Helper()
+		before := db.bolt.Stats().TxN
+		got, err := db.Merchant(ctx, "m1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, db.bolt.Stats().TxN - before
+	}
+	read()
+	got, txs := read()
+	if txs != 0 || got.Name != "shop" {
+		t.Errorf("second read: name %q in %d read transactions, want shop from memory", got.Name, txs)
+	}
+	got.Name, got.SecretHash[0], got.FrameAncestors[0] = "changed", 9, "https://other.example"
+	if again, _ := read(); again.Name != "shop" || again.SecretHash[0] != 1 || again.FrameAncestors[0] != "https://shop.example" {
+		t.Errorf("a caller's change reached the cache: %+v", again)
+	}
+
+	renamed := *m
+	renamed.Name = "shop two"
+	if err := db.PutMerchant(ctx, &renamed); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := read(); got.Name != "shop two" {
+		t.Errorf("after PutMerchant, by id: name %q", got.Name)
+	}
+	byKey, err := db.MerchantByPublicKey(ctx, "pk_1")
+	if err != nil || byKey.Name != "shop two" {
+		t.Errorf("after PutMerchant, by public key: %+v, %v", byKey, err)
+	}
 }
