@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,11 +24,10 @@ func decodeParamsMode(raw json.RawMessage, v any, strict bool) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	err = dec.Decode(v)
+	// knownNames left only the names of fields, so encoding/json's own
+	// check of unknown fields (a Decoder's DisallowUnknownFields) has
+	// nothing to find.
+	err = json.Unmarshal(raw, v)
 	if err == nil {
 		return nil
 	}

@@ -1,10 +1,12 @@
 package session
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/big"
 	"regexp"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Amount is a sum of money in hundredths of the currency unit. On the wire
@@ -124,6 +126,10 @@ type Decimal string
 // UnmarshalJSON keeps the text of a number, or the contents of a string;
 // anything else is kept as is and fails validation later.
 func (d *Decimal) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' && !bytes.ContainsAny(b[1:n-1], `"\\`) && utf8.Valid(b) {
+		*d = Decimal(b[1 : n-1]) // a string without escapes: its text as it is
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
 		*d = Decimal(s)

@@ -1,7 +1,9 @@
 package session
 
 import (
+	"encoding/json"
 	"math/big"
+	"strings"
 	"testing"
 )
 
@@ -29,6 +31,28 @@ func FuzzParseAmount(f *testing.F) {
 		}
 		if back, ok := ParseAmount(a.String()); !ok || back != a {
 			t.Fatalf("ParseAmount(%q) = %d, whose String %q reads back as %d, %v", s, a, a.String(), back, ok)
+		}
+	})
+}
+
+// FuzzDecimalUnmarshal: Decimal keeps what encoding/json reads, for a
+// string (its contents, escapes decoded) or any other value (its text).
+func FuzzDecimalUnmarshal(f *testing.F) {
+	for _, s := range []string{`"10.00"`, `10.5`, `"1\u0030"`, `"a\"b"`, `true`, `"\u00e9"`, `""`, `"` + "\xff" + `"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if !json.Valid([]byte(in)) {
+			return // the decoder never hands UnmarshalJSON invalid JSON
+		}
+		want := Decimal(strings.Trim(in, " \t\r\n")) // the value, without the space around it
+		var s string
+		if json.Unmarshal([]byte(in), &s) == nil {
+			want = Decimal(s)
+		}
+		var got Decimal
+		if err := json.Unmarshal([]byte(in), &got); err != nil || got != want {
+			t.Fatalf("Decimal of %s = %q, %v; want %q", in, got, err, want)
 		}
 	})
 }
