@@ -373,6 +373,18 @@ func TestMigrateDue(t *testing.T) {
 	}
 }
 
+// readCounted returns what read returns and how many bbolt read
+// transactions it took.
+func readCounted[T any](t *testing.T, db *DB, read func() (*T, error)) (*T, int) {
+	t.Helper()
+	before := db.bolt.Stats().TxN
+	got, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, db.bolt.Stats().TxN - before
+}
+
 // TestSessionCacheFollowsCommits: a session read again with no commit in
 // between is answered without a read transaction, and every commit, a save
 // or a flush of touches, is seen by the next read.
@@ -389,12 +401,7 @@ func TestSessionCacheFollowsCommits(t *testing.T) {
 	}
 	read := func() (*session.Session, int) {
 		t.Helper()
-		before := db.bolt.Stats().TxN
-		got, err := db.Session(ctx, "s1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got, db.bolt.Stats().TxN - before
+		return readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") })
 	}
 	if _, txs := read(); txs != 1 {
 		t.Errorf("first read after the save: %d read transactions, want 1 (to check the bytes)", txs)
@@ -495,12 +502,7 @@ func TestMerchantCacheFollowsCommits(t *testing.T) {
 	}
 	read := func() (*session.Merchant, int) {
 		t.Helper()
-		before := db.bolt.Stats().TxN
-		got, err := db.Merchant(ctx, "m1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got, db.bolt.Stats().TxN - before
+		return readCounted(t, db, func() (*session.Merchant, error) { return db.Merchant(ctx, "m1") })
 	}
 	read()
 	got, txs := read()
