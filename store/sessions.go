@@ -21,8 +21,8 @@ func refKey(merchantID, ref, sessionID string) []byte {
 }
 
 // Session returns the session with the id; session.ErrNotFound. A
-// session read before and not written since is answered from memory,
-// without a read transaction.
+// session read since the last commit is answered from memory, without a
+// read transaction.
 func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
 	checked := db.transactions.Load()
 	s, ok := db.sessions.current(id, checked)

@@ -251,8 +251,8 @@ func (db *DB) submitAll(ctx context.Context, ws []*write) error {
 }
 
 // commitYields is how many times the committer yields to let writers join
-// a commit: `sessiond bench` and wrk measured 9-19% more creates a second
-// with 3 than with none, and no more with 8.
+// a commit: wrk measured 9-19% more creates a second with 3 than with none,
+// and no more with 8.
 const commitYields = 3
 
 func (db *DB) commitLoop() {
