@@ -13,11 +13,13 @@ import (
 // recordCache keeps recently decoded records (sessions, merchants) with the
 // bytes they were decoded from. A hit is checked against the stored bytes,
 // so it is never stale, and saves the decode. An entry also records the
-// last count of write transactions (DB.transactions) before a read that
+// count of write transactions (DB.transactions) read before a read that
 // found its bytes stored: while the count has not moved, nothing can have
 // changed them, and the entry is current without a read transaction. Any
 // transaction, whatever it wrote, moves the count, so no write path has to
-// name what it changed.
+// name what it changed. The count is odd while a transaction is under way,
+// and then nothing is current: a read of bbolt that sees the transaction's
+// commit must not be followed by one from memory that does not.
 type recordCache[T any] struct {
 	decode func([]byte) (*T, error)
 	clone  func(*T) *T // a copy the caller may change
@@ -37,10 +39,13 @@ type cachedRecord[T any] struct {
 // current returns a copy of the record with the key if it was seen stored
 // since transaction count n; ok false if it must be read.
 func (c *recordCache[T]) current(key string, n uint64) (*T, bool) {
+	if !settled(n) {
+		return nil, false
+	}
 	c.mu.RLock()
 	e := c.entries[key]
 	c.mu.RUnlock()
-	if e == nil || n == 0 || e.checked.Load() != n {
+	if e == nil || e.checked.Load() != n {
 		return nil, false
 	}
 	return c.clone(e.v), true
@@ -49,11 +54,19 @@ func (c *recordCache[T]) current(key string, n uint64) (*T, bool) {
 // has reports whether the record with the key was seen stored since
 // transaction count n: it is stored now.
 func (c *recordCache[T]) has(key string, n uint64) bool {
+	if !settled(n) {
+		return false
+	}
 	c.mu.RLock()
 	e := c.entries[key]
 	c.mu.RUnlock()
-	return e != nil && n != 0 && e.checked.Load() == n
+	return e != nil && e.checked.Load() == n
 }
+
+// settled reports whether transaction count n was read while no
+// transaction was under way, after at least one: only such a count can
+// make an entry current.
+func settled(n uint64) bool { return n != 0 && n%2 == 0 }
 
 // get returns a copy of the record whose stored value is raw (valid only
 // for the transaction it was read in, which began when the count was
@@ -64,7 +77,7 @@ func (c *recordCache[T]) get(key string, raw []byte, checked uint64) (*T, error)
 	e := c.entries[key]
 	c.mu.RUnlock()
 	if e != nil && bytes.Equal(e.raw, raw) {
-		if checked != 0 {
+		if settled(checked) {
 			e.checked.Store(checked)
 		}
 		return c.clone(e.v), nil
@@ -85,7 +98,9 @@ func (c *recordCache[T]) remember(key string, raw []byte, v *T, checked uint64) 
 		return
 	}
 	e := &cachedRecord[T]{raw: raw, v: c.clone(v)}
-	e.checked.Store(checked)
+	if settled(checked) {
+		e.checked.Store(checked)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {

@@ -92,9 +92,10 @@ type DB struct {
 
 	sessions  *recordCache[session.Session]
 	merchants *recordCache[session.Merchant]
-	// transactions counts the committer's write transactions, each once
-	// it is over (committed or rolled back) and before its writers are
-	// answered; the caches compare it.
+	// transactions counts twice each of the committer's write
+	// transactions: once as it begins, so the count is odd while one is
+	// under way, and once when it is over (committed or rolled back),
+	// before its writers are answered. The caches compare it.
 	transactions atomic.Uint64
 
 	touches touchBuffer
@@ -307,6 +308,7 @@ func (db *DB) commit(batch []*write) {
 	batch = append([]*write(nil), batch...)
 	for len(batch) > 0 {
 		bad, badErr := -1, error(nil)
+		db.transactions.Add(1) // odd: a transaction is under way
 		err := guarded("commit", func() error {
 			return db.bolt.Update(func(tx *bolt.Tx) error {
 				for i, w := range batch {
@@ -319,8 +321,8 @@ func (db *DB) commit(batch []*write) {
 				return nil
 			})
 		})
-		// Cached records are checked again after any transaction, before
-		// its writers or the feed hear of it.
+		// Even again: cached records are checked again after any
+		// transaction, before its writers or the feed hear of it.
 		db.transactions.Add(1)
 		if bad >= 0 {
 			batch[bad].err <- badErr

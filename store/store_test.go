@@ -527,3 +527,44 @@ func TestMerchantCacheFollowsCommits(t *testing.T) {
 		t.Errorf("after PutMerchant, by public key: %+v, %v", byKey, err)
 	}
 }
+
+// TestSessionCacheDuringCommit: while a transaction is under way, reads
+// go to bbolt, so that none answers from memory what a read of bbolt at
+// the same moment may already see changed.
+func TestSessionCacheDuringCommit(t *testing.T) {
+	db, _ := MustOpen(t)
+	ctx := context.Background()
+	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() int {
+		t.Helper()
+		_, txs := readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") })
+		return txs
+	}
+	read()
+	if txs := read(); txs != 0 {
+		t.Fatalf("a repeat read took %d read transactions, want 0", txs)
+	}
+	inside, release := make(chan struct{}), make(chan struct{})
+	w := newWrite(func(*bolt.Tx, *write) error {
+		close(inside)
+		<-release
+		return nil
+	})
+	if err := db.submitAll(ctx, []*write{w}); err != nil {
+		t.Fatal(err)
+	}
+	<-inside
+	if txs := read(); txs != 1 {
+		t.Errorf("a read during a transaction took %d read transactions, want 1", txs)
+	}
+	close(release)
+	if err := <-w.err; err != nil {
+		t.Fatal(err)
+	}
+	read()
+	if txs := read(); txs != 0 {
+		t.Errorf("a repeat read after the transaction took %d read transactions, want 0", txs)
+	}
+}
