@@ -24,6 +24,19 @@ func isCurrent(db *DB) bool {
 	return db.feed.current
 }
 
+// liveWithSession opens a replica on a new database, waits for its feed
+// to be live and saves session s1 at version 1 through it, so s1 is
+// cached.
+func liveWithSession(t *testing.T) *DB {
+	t.Helper()
+	a := openReplica(t, pgtest.URL(t), &feedLog{})
+	waitLive(t, a)
+	if err := a.Save(context.Background(), &session.Change{Session: newSession("s1", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // cached reports whether db's cache holds the session at the version.
 func cached(db *DB, id string, version int) bool {
 	s, _, ok := db.cache.lookup(id)
@@ -137,12 +150,8 @@ func TestCacheAcrossReplicas(t *testing.T) {
 // behind the database gets a version conflict from the database, and the
 // next read is the database's.
 func TestCacheStaleMoveConflicts(t *testing.T) {
-	a := openReplica(t, pgtest.URL(t), &feedLog{})
-	waitLive(t, a)
+	a := liveWithSession(t)
 	ctx := context.Background()
-	if err := a.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
-		t.Fatal(err)
-	}
 	// Version 2 is stored without A's feed hearing of it (as if its
 	// notification were still on its way): A's cache is behind.
 	if _, err := a.pool.Exec(ctx, `UPDATE sessions SET version = 2, data = (data::jsonb || '{"version": 2}')::json WHERE id = 's1'`); err != nil {
@@ -165,12 +174,8 @@ func TestCacheStaleMoveConflicts(t *testing.T) {
 // feed (there is none in sessiond) is not seen until the session is
 // forgotten.
 func TestCacheAnswersWithoutTheDatabase(t *testing.T) {
-	a := openReplica(t, pgtest.URL(t), &feedLog{})
-	waitLive(t, a)
+	a := liveWithSession(t)
 	ctx := context.Background()
-	if err := a.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := a.pool.Exec(ctx, `UPDATE sessions SET data = (data::jsonb || '{"ip": "192.0.2.1"}')::json WHERE id = 's1'`); err != nil {
 		t.Fatal(err)
 	}
@@ -253,12 +258,8 @@ func TestCacheAfterReconnect(t *testing.T) {
 // barrier in time (dead without having failed) is dropped and connected
 // again, and the read that waited goes to the database.
 func TestCacheSilentFeed(t *testing.T) {
-	a := openReplica(t, pgtest.URL(t), &feedLog{})
-	waitLive(t, a)
+	a := liveWithSession(t)
 	ctx := context.Background()
-	if err := a.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
-		t.Fatal(err)
-	}
 	// Written past the feed, so that only a read of the database sees it.
 	if _, err := a.pool.Exec(ctx, `UPDATE sessions SET data = (data::jsonb || '{"ip": "192.0.2.1"}')::json WHERE id = 's1'`); err != nil {
 		t.Fatal(err)
