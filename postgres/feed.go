@@ -329,7 +329,9 @@ func (l *listener) session(ctx context.Context, first bool) error {
 	}
 	l.setCurrent(true)
 	for {
-		l.handleInbox(ctx)
+		if err := l.handleInbox(ctx); err != nil {
+			return err
+		}
 		l.bmu.Lock()
 		b := l.next
 		l.next = nil
@@ -398,29 +400,33 @@ func (l *listener) barrier(ctx context.Context, conn *pgx.Conn) error {
 	if err := conn.PgConn().Exec(bctx, sql).Close(); err != nil {
 		return fmt.Errorf("barrier: %w", err)
 	}
-	l.handleInbox(ctx)
-	return nil
+	return l.handleInbox(ctx)
 }
 
-// handleInbox handles the notifications received, in order.
-func (l *listener) handleInbox(ctx context.Context) {
+// handleInbox handles the notifications received, in order. One that
+// cannot be handled means a change is unknown (which session it touched,
+// or the change itself): the error ends the listening session, and the
+// next one catches up from the changes table and forgets every cached
+// session, as after any gap.
+func (l *listener) handleInbox(ctx context.Context) error {
 	for len(l.inbox) > 0 {
 		n := l.inbox[0]
 		l.inbox[0] = nil
 		l.inbox = l.inbox[1:]
+		var err error
 		switch n.Channel {
 		case merchantChannel:
 			l.merchant(n.Payload)
 		case sessionChannel:
-			if err := l.sessionNote(n.Payload); err != nil {
-				l.onError(err)
-			}
+			err = l.sessionNote(n.Payload)
 		default:
-			if err := l.handle(ctx, n.Payload); err != nil {
-				l.onError(err)
-			}
+			err = l.handle(ctx, n.Payload)
+		}
+		if err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // touchNote is a touch as notified: with the session's version after
@@ -445,8 +451,6 @@ func (l *listener) sessionNote(payload string) error {
 			err = json.Unmarshal([]byte(note), &t)
 		}
 		if err != nil {
-			// The session's entry cannot be trusted; which one is unknown.
-			l.db.cache.clear()
 			return fmt.Errorf("postgres: change feed: malformed touch")
 		}
 		if t.At == nil {
