@@ -103,15 +103,17 @@ func (db *DB) Retain(ctx context.Context, cutoff time.Time, after string, limit 
 			// Timer keys end in the id they name (sandbox/session/ID).
 			{"timers", `DELETE FROM timers WHERE substring(key FROM '[^/]*$') = ANY($1)`, timers},
 			{"deliveries", `DELETE FROM deliveries WHERE session_id = ANY($1) AND next_attempt IS NULL`, doomed},
-			{"transactions", `DELETE FROM transactions WHERE session_id = ANY($1)`, doomed},
+			// A session's own transaction, by its key, as bbolt deletes it
+			// (transactions have no index by session).
+			{"transactions", `DELETE FROM transactions WHERE id = ANY($1)`, txs},
 			{"bank accounts", `DELETE FROM accounts WHERE id = ANY($1) AND data->>'session_id' = ANY($2)`, accounts},
 			{"sessions", `DELETE FROM sessions WHERE id = ANY($1)`, doomed},
 		} {
+			if len(q.arg) == 0 {
+				continue
+			}
 			args := []any{q.arg}
 			if q.what == "bank accounts" {
-				if len(accounts) == 0 {
-					continue
-				}
 				args = append(args, doomed)
 			}
 			if _, err := tx.Exec(ctx, q.sql, args...); err != nil {
