@@ -120,10 +120,15 @@ func (s *Server) readFirst(next http.Handler) http.Handler {
 	})
 }
 
-// readAll reads r's body, of at most max bytes: a body of a known length
-// into a buffer of that size at once.
+// preallocBody is the longest declared body readAll makes room for before
+// it arrives; a longer one takes memory as its bytes come, so a client
+// that declares a large body and sends none costs next to nothing.
+const preallocBody = 64 << 10
+
+// readAll reads r's body, of at most max bytes: a short body of a known
+// length into a buffer of that size at once.
 func readAll(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	if n := r.ContentLength; n >= 0 && n <= max { // readFirst refused longer ones
+	if n := r.ContentLength; n >= 0 && n <= max && n <= preallocBody { // readFirst refused longer ones
 		b := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, b); err != nil {
 			return nil, err
