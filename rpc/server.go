@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -304,9 +303,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, fail func(stat
 	if rb, ok := r.Body.(*bufferedBody); ok { // read already, within MaxBody
 		return rb.b, true
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	body, err := readAll(w, r, s.cfg.MaxBody)
+	if isTooBig(err) {
 		fail(http.StatusRequestEntityTooLarge, errInvalidRequest("request body larger than the limit"))
 		return nil, false
 	}
