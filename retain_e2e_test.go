@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,7 +66,9 @@ func TestSIGHUPMerchantsFile(t *testing.T) {
 	}
 
 	// pk_m1's secret changes, pk_m2 is added, pk_m3 is as before.
-	write("# rotated\npk_m1:sk_m1_second\npk_m2:sk_m2_new:"+e2eWhsec+"\n", 0o600)
+	// pk_m4 comes without a callback secret: the server makes one and
+	// shows it once, as at start-up.
+	write("# rotated\npk_m1:sk_m1_second\npk_m2:sk_m2_new:"+e2eWhsec+"\npk_m4:sk_m4_new\n", 0o600)
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	p.waitLog(t, `"message":"reload: merchants file applied"`)
 	authorize(t, p.url, "pk_m2", "sk_m2_new")
@@ -74,8 +77,14 @@ func TestSIGHUPMerchantsFile(t *testing.T) {
 		t.Error("pk_m1's old secret still authorizes after the reload")
 	}
 	logs := p.drain()
-	if !strings.Contains(logs, `"created":1,"updated":1,"unchanged":0`) || !strings.Contains(logs, `"reloaded":["merchants_file"]`) {
+	if !strings.Contains(logs, `"created":2,"updated":1,"unchanged":0`) || !strings.Contains(logs, `"reloaded":["merchants_file"]`) {
 		t.Errorf("the reload does not say what it did:\n%s", logs)
+	}
+	if n := len(regexp.MustCompile(`"public_key":"pk_m4"[^\n]*"callback_secret":"whsec_`).FindAllString(logs, -1)); n != 1 {
+		t.Errorf("pk_m4's generated callback secret is logged %d times, want once:\n%s", n, logs)
+	}
+	if strings.Contains(logs, e2eWhsec) || strings.Contains(logs, "sk_m4_new") {
+		t.Errorf("a secret the file gave reached the log:\n%s", logs)
 	}
 
 	// A bad line: nothing in the file is applied, not even its good lines.

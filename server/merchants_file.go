@@ -72,7 +72,8 @@ func ReadMerchantsFile(path string) ([]session.Credentials, error) {
 // merchant left out of the file stays as it is (sessiond merchant disable
 // stops one). If the file cannot be read, or a line is bad, nothing is
 // applied. Each merchant's outcome is logged by id and public key, never
-// with a secret.
+// with a secret the file gave; a callback secret the server generates for
+// a new merchant is logged once, as at start-up.
 func (m *Main) reloadMerchants(ctx context.Context) error {
 	given, err := ReadMerchantsFile(m.cfg.MerchantsFile)
 	if err != nil {
@@ -85,7 +86,7 @@ func (m *Main) reloadMerchants(ctx context.Context) error {
 			return fmt.Errorf("merchant %s: %w", cr.PublicKey, err)
 		}
 		withCallbackSecret := cr.CallbackSecret != ""
-		after, _, made, err := m.svc.EnsureMerchant(ctx, cr)
+		after, used, made, err := m.svc.EnsureMerchant(ctx, cr)
 		if err != nil {
 			return fmt.Errorf("merchant %s: %w", cr.PublicKey, err)
 		}
@@ -94,6 +95,10 @@ func (m *Main) reloadMerchants(ctx context.Context) error {
 		case made:
 			created++
 			e = e.Str("merchant", "created").Bool("callback_secret_generated", !withCallbackSecret)
+			if !withCallbackSecret {
+				// Generated here, and shown only now, as at start-up.
+				e = e.Str("callback_secret", used.CallbackSecret)
+			}
 		case before != nil && (!bytes.Equal(before.SecretHash, after.SecretHash) || before.CallbackSecret != after.CallbackSecret):
 			updated++
 			e = e.Str("merchant", "updated").
