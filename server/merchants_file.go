@@ -21,6 +21,9 @@ func ParseMerchant(spec string) (session.Credentials, error) {
 	}
 	cr := session.Credentials{PublicKey: parts[0], Secret: parts[1]}
 	if len(parts) == 3 {
+		if parts[2] != "" && !strings.HasPrefix(parts[2], session.CallbackSecretPrefix) {
+			return session.Credentials{}, fmt.Errorf("a callback secret starts with %s", session.CallbackSecretPrefix)
+		}
 		cr.CallbackSecret = parts[2]
 	}
 	return cr, nil
@@ -52,9 +55,6 @@ func ReadMerchantsFile(path string) ([]session.Credentials, error) {
 			continue
 		}
 		cr, err := ParseMerchant(string(line))
-		if err == nil && cr.CallbackSecret != "" && !strings.HasPrefix(cr.CallbackSecret, session.CallbackSecretPrefix) {
-			err = fmt.Errorf("a callback secret starts with %s", session.CallbackSecretPrefix)
-		}
 		if err != nil {
 			return nil, fmt.Errorf("merchants file %s, line %d: %w", path, n, err)
 		}
