@@ -81,14 +81,13 @@ type Options struct {
 // of the contract live in this process's memory: a crash ends them with
 // the only owner that could hold them.
 type DB struct {
-	bolt    *bolt.DB
-	writes  chan []*write
-	closing chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	max     int
-	feed    session.Publisher
-	onCmt   func(int)
+	bolt  *bolt.DB
+	queue writeQueue
+	done  chan struct{}
+	once  sync.Once
+	max   int
+	feed  session.Publisher
+	onCmt func(int)
 
 	sessions  *recordCache[session.Session]
 	merchants *recordCache[session.Merchant]
@@ -159,13 +158,12 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: create buckets in %s: %w", path, err)
 	}
 	db := &DB{
-		bolt:    b,
-		writes:  make(chan []*write),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		max:     opts.MaxBatch,
-		feed:    opts.Feed,
-		onCmt:   opts.OnCommit,
+		bolt:  b,
+		queue: writeQueue{wake: make(chan struct{}, 1)},
+		done:  make(chan struct{}),
+		max:   opts.MaxBatch,
+		feed:  opts.Feed,
+		onCmt: opts.OnCommit,
 
 		sessions:  newSessionCache(),
 		merchants: newMerchantCache(),
@@ -193,7 +191,7 @@ func (db *DB) Close() error {
 	var err error
 	db.once.Do(func() {
 		db.touches.stop()
-		close(db.closing)
+		db.queue.close()
 		<-db.done
 		err = db.bolt.Close()
 	})
@@ -239,16 +237,68 @@ func (db *DB) submit(ctx context.Context, w *write) error {
 // submitAll hands ws to the committer, which puts them in one transaction
 // as far as MaxBatch allows. Once taken, a write may commit, so its answer
 // must be awaited whatever ctx says; submitAll returns an error only if
-// none was taken.
+// none was taken: ctx is done already, or the database is closed.
 func (db *DB) submitAll(ctx context.Context, ws []*write) error {
-	select {
-	case db.writes <- ws:
-		return nil
-	case <-db.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
+	if !db.queue.put(ws) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// writeQueue is where writers leave their writes for the committer. A
+// writer never waits to hand one over: it waits once, for its answer.
+// (Over a channel, a writer that found the committer busy waited to be
+// taken, and then again to be answered: two wake-ups a write.)
+type writeQueue struct {
+	mu     sync.Mutex
+	ws     []*write
+	closed bool
+	wake   chan struct{} // holds a token once there is something to take
+}
+
+// put queues ws; false if the queue is closed.
+func (q *writeQueue) put(ws []*write) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.ws = append(q.ws, ws...)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+func (q *writeQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default: // a token is there already
+	}
+}
+
+// take moves up to max-len(batch) queued writes onto batch, oldest first.
+// Done reports that the queue is closed and empty: nothing will come.
+func (q *writeQueue) take(batch []*write, max int) (_ []*write, done bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.ws), max-len(batch))
+	batch = append(batch, q.ws[:n]...)
+	rest := copy(q.ws, q.ws[n:])
+	clear(q.ws[rest:])
+	q.ws = q.ws[:rest]
+	return batch, q.closed && len(batch) == 0
+}
+
+// close refuses further writes; the committer takes those queued and
+// then stops.
+func (q *writeQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
 }
 
 // commitYields is how many times the committer yields to let writers join
@@ -260,41 +310,29 @@ func (db *DB) commitLoop() {
 	defer close(db.done)
 	batch := make([]*write, 0, db.max)
 	for {
-		select {
-		case ws := <-db.writes:
-			batch = append(batch[:0], ws...)
-			// The writers woken with this one are often runnable but not
-			// yet at the channel; a yield lets them get there and share the
-			// commit, instead of waiting for the next one. Yield again while
-			// a yield brings more, up to commitYields times. With nothing
-			// else runnable a yield returns at once, so a lone write does
-			// not wait (bbolt's Batch waits 10ms for company).
-			for y := 0; y <= commitYields && len(batch) < db.max; y++ {
-				if y > 0 {
-					runtime.Gosched()
-				}
-				n := len(batch)
-			drain:
-				for len(batch) < db.max {
-					select {
-					case ws := <-db.writes:
-						batch = append(batch, ws...)
-					default:
-						break drain
-					}
-				}
-				if y > 0 && len(batch) == n {
-					break
-				}
-			}
-			for len(batch) > 0 {
-				n := min(len(batch), db.max)
-				db.commit(batch[:n])
-				batch = batch[n:]
-			}
-		case <-db.closing:
+		var done bool
+		batch, done = db.queue.take(batch[:0], db.max)
+		if done {
 			return
 		}
+		if len(batch) == 0 {
+			<-db.queue.wake
+			continue
+		}
+		// The writers woken with this one are often runnable but not yet
+		// queued; a yield lets them get there and share the commit,
+		// instead of waiting for the next one. Yield again while a yield
+		// brings more, up to commitYields times. With nothing else
+		// runnable a yield returns at once, so a lone write does not wait
+		// (bbolt's Batch waits 10ms for company).
+		for y := 0; y < commitYields && len(batch) < db.max; y++ {
+			runtime.Gosched()
+			n := len(batch)
+			if batch, _ = db.queue.take(batch, db.max); len(batch) == n {
+				break
+			}
+		}
+		db.commit(batch)
 	}
 }
 

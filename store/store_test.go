@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -250,6 +251,49 @@ func TestClosed(t *testing.T) {
 	if err := db.Save(context.Background(), &session.Change{Session: newSession("s", 1)}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Save after Close: %v, want ErrClosed", err)
 	}
+}
+
+// TestCloseAnswersEveryWrite races writers against Close: each is
+// answered, either ErrClosed or committed, and every write answered nil
+// is in the file when it is opened again.
+func TestCloseAnswersEveryWrite(t *testing.T) {
+	db, path := MustOpen(t)
+	ctx := context.Background()
+	const writers = 64
+	results := make(chan string, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("s%02d", i)
+			err := db.Save(ctx, &session.Change{Session: newSession(id, 1)})
+			switch {
+			case err == nil:
+				results <- id
+			case !errors.Is(err, ErrClosed):
+				t.Errorf("Save %s: %v, want nil or ErrClosed", id, err)
+			}
+		}()
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait() // every writer was answered
+	close(results)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := 0
+	for id := range results {
+		n++
+		if _, err := db.Session(ctx, id); err != nil {
+			t.Errorf("%s was answered as committed but is not stored: %v", id, err)
+		}
+	}
+	t.Logf("%d of %d writes were committed before Close", n, writers)
 }
 
 // TestTouchCoalesced checks that touches cost no commit of their own: many
