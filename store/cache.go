@@ -5,21 +5,22 @@ import (
 	"encoding/json"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/sessiond/sessiond/session"
 )
 
 // recordCache keeps recently decoded records (sessions, merchants) with the
-// bytes they were decoded from. A hit is checked against the stored bytes,
-// so it is never stale, and saves the decode. An entry also records the
-// count of write transactions (DB.transactions) read before a read that
-// found its bytes stored: while the count has not moved, nothing can have
-// changed them, and the entry is current without a read transaction. Any
-// transaction, whatever it wrote, moves the count, so no write path has to
-// name what it changed. The count is odd while a transaction is under way,
-// and then nothing is current: a read of bbolt that sees the transaction's
-// commit must not be followed by one from memory that does not.
+// bytes they were decoded from. A read that finds an entry's bytes stored
+// is spared the decode. An entry is also current, answered without a read
+// transaction, while no write transaction has marked its key since a read
+// found its bytes stored with every transaction up to a known one ended.
+//
+// The committer marks, before a transaction commits (so before any read of
+// bbolt can see it), the keys its writes name, or the whole cache for a
+// write that does not say what it changes: a write path that says nothing
+// is safe, one that names its keys spares the rest of the cache. A read
+// that does not find its entry marked began before the mark, and so
+// before the commit: it may answer the value from before it.
 type recordCache[T any] struct {
 	decode func([]byte) (*T, error)
 	clone  func(*T) *T // a copy the caller may change
@@ -28,91 +29,117 @@ type recordCache[T any] struct {
 
 	mu      sync.RWMutex
 	entries map[string]*cachedRecord[T]
+	// all is the last transaction that marked every key, marked the last
+	// that marked any: a key not in entries may have been marked by it.
+	all, marked uint64
 }
 
+// cachedRecord is one entry; its fields change under the cache's lock.
 type cachedRecord[T any] struct {
-	raw     []byte
-	v       *T
-	checked atomic.Uint64 // the count raw was last seen stored after; 0: unknown
+	raw []byte
+	v   *T
+	// seen: raw was stored once every transaction up to this one had
+	// ended (0: not known). dirty: the last transaction that marked the
+	// key. The entry is current while neither it nor the whole cache has
+	// been marked since seen.
+	seen, dirty uint64
 }
 
-// current returns a copy of the record with the key if it was seen stored
-// since transaction count n; ok false if it must be read.
-func (c *recordCache[T]) current(key string, n uint64) (*T, bool) {
-	if !settled(n) {
-		return nil, false
-	}
+func (c *recordCache[T]) currentLocked(e *cachedRecord[T]) bool {
+	return e != nil && e.seen != 0 && e.dirty <= e.seen && c.all <= e.seen
+}
+
+// current returns a copy of the record with the key if its entry is
+// current; ok false if it must be read.
+func (c *recordCache[T]) current(key string) (*T, bool) {
 	c.mu.RLock()
+	defer c.mu.RUnlock()
 	e := c.entries[key]
-	c.mu.RUnlock()
-	if e == nil || e.checked.Load() != n {
+	if !c.currentLocked(e) {
 		return nil, false
 	}
 	return c.clone(e.v), true
 }
 
-// has reports whether the record with the key was seen stored since
-// transaction count n: it is stored now.
-func (c *recordCache[T]) has(key string, n uint64) bool {
-	if !settled(n) {
-		return false
-	}
+// has reports whether the record with the key has a current entry: it is
+// stored now.
+func (c *recordCache[T]) has(key string) bool {
 	c.mu.RLock()
-	e := c.entries[key]
-	c.mu.RUnlock()
-	return e != nil && e.checked.Load() == n
+	defer c.mu.RUnlock()
+	return c.currentLocked(c.entries[key])
 }
 
-// settled reports whether transaction count n was read while no
-// transaction was under way, after at least one: only such a count can
-// make an entry current.
-func settled(n uint64) bool { return n != 0 && n%2 == 0 }
-
-// get returns a copy of the record whose stored value is raw (valid only
-// for the transaction it was read in, which began when the count was
-// checked): the cached one if raw is what it was decoded from, else a
-// fresh decode, which it remembers.
-func (c *recordCache[T]) get(key string, raw []byte, checked uint64) (*T, error) {
-	c.mu.RLock()
-	e := c.entries[key]
-	c.mu.RUnlock()
-	if e != nil && bytes.Equal(e.raw, raw) {
-		if settled(checked) {
-			e.checked.Store(checked)
-		}
-		return c.clone(e.v), nil
+// get returns a copy of the record whose stored value is raw, read in a
+// transaction begun once every write transaction up to ended had ended
+// (raw is valid only for that transaction): the cached one if raw is what
+// it was decoded from, else a fresh decode, which it remembers.
+func (c *recordCache[T]) get(key string, raw []byte, ended uint64) (*T, error) {
+	c.mu.Lock()
+	if e := c.entries[key]; e != nil && bytes.Equal(e.raw, raw) {
+		e.seen = max(e.seen, ended)
+		v := c.clone(e.v)
+		c.mu.Unlock()
+		return v, nil
 	}
+	c.mu.Unlock()
 	v, err := c.decode(raw)
 	if err != nil {
 		return nil, err
 	}
-	c.remember(key, bytes.Clone(raw), v, checked)
+	c.remember(key, bytes.Clone(raw), v, ended)
 	return v, nil
 }
 
 // remember caches v as the decoding of raw, keeping both (the caller must
-// not change either, and keeps its own v), seen stored after count
-// checked (0: not known to be stored).
-func (c *recordCache[T]) remember(key string, raw []byte, v *T, checked uint64) {
+// not change either, and keeps its own v), stored once every transaction
+// up to seen had ended (0: not known to be stored).
+func (c *recordCache[T]) remember(key string, raw []byte, v *T, seen uint64) {
 	if len(raw) > c.value {
 		return
 	}
-	e := &cachedRecord[T]{raw: raw, v: c.clone(v)}
-	if settled(checked) {
-		e.checked.Store(checked)
-	}
+	e := &cachedRecord[T]{raw: raw, v: c.clone(v), seen: seen}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
 		c.entries = make(map[string]*cachedRecord[T], c.size)
 	}
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.size {
+	old, ok := c.entries[key]
+	switch {
+	case ok:
+		e.dirty = old.dirty // the marks of the key so far
+	case len(c.entries) >= c.size:
 		for k := range c.entries { // map order is random: evict one at random
 			delete(c.entries, k)
 			break
 		}
+		fallthrough
+	default:
+		e.dirty = c.marked // the key's own marks were not kept
 	}
 	c.entries[key] = e
+}
+
+// mark records that transaction tx may change the records with the keys:
+// their entries are not current until read again after it.
+func (c *recordCache[T]) mark(tx uint64, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if e := c.entries[k]; e != nil {
+			e.dirty = tx
+		}
+	}
+	c.marked = tx
+}
+
+// markAll records that transaction tx may change any record.
+func (c *recordCache[T]) markAll(tx uint64) {
+	c.mu.Lock()
+	c.all, c.marked = tx, tx
+	c.mu.Unlock()
 }
 
 // forget drops the record with the key.

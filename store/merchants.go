@@ -37,13 +37,13 @@ func (db *DB) PutMerchant(ctx context.Context, m *session.Merchant) error {
 
 // Merchant returns the merchant with the id; session.ErrNotFound.
 func (db *DB) Merchant(ctx context.Context, id string) (*session.Merchant, error) {
-	checked := db.transactions.Load()
-	if m, ok := db.merchants.current(id, checked); ok {
+	if m, ok := db.merchants.current(id); ok {
 		return m, nil
 	}
+	ended := db.ended.Load()
 	var m *session.Merchant
 	err := db.view(func(tx *bolt.Tx) (err error) {
-		m, err = db.merchant(tx, []byte(id), checked)
+		m, err = db.merchant(tx, []byte(id), ended)
 		return err
 	})
 	if err != nil {
@@ -52,14 +52,14 @@ func (db *DB) Merchant(ctx context.Context, id string) (*session.Merchant, error
 	return m, nil
 }
 
-// merchant reads the merchant with the id in tx, which began when the
-// transaction count was checked, through the merchant cache.
-func (db *DB) merchant(tx *bolt.Tx, id []byte, checked uint64) (*session.Merchant, error) {
+// merchant reads the merchant with the id in tx, which began once every
+// write transaction up to ended had ended, through the merchant cache.
+func (db *DB) merchant(tx *bolt.Tx, id []byte, ended uint64) (*session.Merchant, error) {
 	v := tx.Bucket(bucketMerchants).Get(id)
 	if v == nil {
 		return nil, session.ErrNotFound
 	}
-	m, err := db.merchants.get(string(id), v, checked)
+	m, err := db.merchants.get(string(id), v, ended)
 	if err != nil {
 		return nil, fmt.Errorf("store: decode %s/%s: %w", bucketMerchants, id, err)
 	}
@@ -68,14 +68,14 @@ func (db *DB) merchant(tx *bolt.Tx, id []byte, checked uint64) (*session.Merchan
 
 // MerchantByPublicKey returns the merchant with the public key.
 func (db *DB) MerchantByPublicKey(ctx context.Context, publicKey string) (*session.Merchant, error) {
-	checked := db.transactions.Load()
+	ended := db.ended.Load()
 	var m *session.Merchant
 	err := db.view(func(tx *bolt.Tx) (err error) {
 		id := tx.Bucket(bucketMerchantKeys).Get([]byte(publicKey))
 		if id == nil {
 			return session.ErrNotFound
 		}
-		m, err = db.merchant(tx, id, checked)
+		m, err = db.merchant(tx, id, ended)
 		return err
 	})
 	if err != nil {

@@ -232,7 +232,8 @@ func (db *DB) RecordAttempt(ctx context.Context, owner string, d *session.Delive
 	if err != nil {
 		return fmt.Errorf("store: encode delivery %s: %w", d.WebhookID, err)
 	}
-	w := newWrite(func(tx *bolt.Tx, w *write) error {
+	// A delivery's record and indexes: no cached record changes.
+	w := newScopedWrite(func(tx *bolt.Tx, w *write) error {
 		old := new(session.Delivery)
 		if err := get(tx, bucketDeliveries, []byte(d.WebhookID), old); err != nil {
 			return err

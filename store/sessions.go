@@ -24,16 +24,16 @@ func refKey(merchantID, ref, sessionID string) []byte {
 // session read since the last commit is answered from memory, without a
 // read transaction.
 func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
-	checked := db.transactions.Load()
-	s, ok := db.sessions.current(id, checked)
+	s, ok := db.sessions.current(id)
 	if !ok {
+		ended := db.ended.Load()
 		err := db.view(func(tx *bolt.Tx) error {
 			v := tx.Bucket(bucketSessions).Get([]byte(id))
 			if v == nil {
 				return session.ErrNotFound
 			}
 			var err error
-			s, err = db.sessions.get(id, v, checked)
+			s, err = db.sessions.get(id, v, ended)
 			return err
 		})
 		if err != nil {
@@ -123,16 +123,13 @@ func (db *DB) changeWrite(c *session.Change) (*write, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := newWrite(e.apply)
+	w := newScopedWrite(e.apply)
 	w.saved = c
-	w.after = func() {
-		if c.Session != nil {
-			// The next read of this session finds it decoded already. It
-			// checks the bytes once: another write of the same commit (a
-			// touch) may have written the session after this one.
-			db.sessions.remember(c.Session.ID, e.session, c.Session, 0)
-			db.claims.end(claimSession, c.Session.ID)
-		}
+	if c.Session != nil {
+		// The next read of this session is answered from memory.
+		w.sessions = []string{c.Session.ID}
+		w.stored = &storedSession{raw: e.session, s: c.Session}
+		w.after = func() { db.claims.end(claimSession, c.Session.ID) }
 	}
 	return w, nil
 }
@@ -265,7 +262,7 @@ func (e *encodedChange) putSession(btx *bolt.Tx) error {
 // in memory (and seen by reads) until the next write of touches, at most
 // TouchInterval later; session.ErrNotFound if the session is not stored.
 func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
-	found := db.sessions.has(id, db.transactions.Load()) // just read, mostly
+	found := db.sessions.has(id) // just read, mostly
 	if !found {
 		if err := db.view(func(tx *bolt.Tx) error {
 			found = tx.Bucket(bucketSessions).Get([]byte(id)) != nil
@@ -288,6 +285,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 	var out []*session.Session
 	db.claims.mu.Lock()
 	defer db.claims.mu.Unlock()
+	ended := db.ended.Load()
 	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketExpiry).Cursor()
 		sessions := tx.Bucket(bucketSessions)
@@ -300,7 +298,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 			if v == nil {
 				return fmt.Errorf("store: expiry index names missing session %s", id)
 			}
-			s, err := db.sessions.get(id, v, 0)
+			s, err := db.sessions.get(id, v, ended)
 			if err != nil {
 				return err
 			}

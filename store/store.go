@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,11 +92,15 @@ type DB struct {
 
 	sessions  *recordCache[session.Session]
 	merchants *recordCache[session.Merchant]
-	// transactions counts twice each of the committer's write
-	// transactions: once as it begins, so the count is odd while one is
-	// under way, and once when it is over (committed or rolled back),
-	// before its writers are answered. The caches compare it.
-	transactions atomic.Uint64
+	// begun numbers the committer's write transactions (the committer's
+	// own); ended is the last to have ended, committed or rolled back,
+	// before its writers are answered. A read that loads ended before its
+	// read transaction sees everything up to it, which the caches record.
+	begun uint64
+	ended atomic.Uint64
+	// beforeCommit, if set (by tests), runs once the caches are marked,
+	// before the commit.
+	beforeCommit func()
 
 	touches touchBuffer
 	claims  claims
@@ -213,6 +218,28 @@ type write struct {
 	// pending is the change to the count of pending deliveries made by
 	// the last run of fn; the committer adds it once committed.
 	pending int64
+	// scoped says the write changes no cached record but the sessions
+	// it names; a write not scoped may change any of them.
+	scoped   bool
+	sessions []string
+	// stored is the session bytes the write leaves stored, if the write
+	// is a session's save: once committed, the cache keeps them as
+	// current unless a later write of the transaction names the session
+	// too.
+	stored *storedSession
+}
+
+type storedSession struct {
+	raw []byte
+	s   *session.Session
+}
+
+// newScopedWrite returns a write that changes no cached record but the
+// sessions named.
+func newScopedWrite(fn func(*bolt.Tx, *write) error, sessions ...string) *write {
+	w := newWrite(fn)
+	w.scoped, w.sessions = true, sessions
+	return w
 }
 
 func newWrite(fn func(*bolt.Tx, *write) error) *write {
@@ -345,29 +372,17 @@ func (db *DB) commitLoop() {
 func (db *DB) commit(batch []*write) {
 	batch = append([]*write(nil), batch...)
 	for len(batch) > 0 {
-		bad, badErr := -1, error(nil)
-		db.transactions.Add(1) // odd: a transaction is under way
-		err := guarded("commit", func() error {
-			return db.bolt.Update(func(tx *bolt.Tx) error {
-				for i, w := range batch {
-					w.pending = 0
-					if err := run(w, tx); err != nil {
-						bad, badErr = i, err
-						return err
-					}
-				}
-				return nil
-			})
-		})
-		// Even again: cached records are checked again after any
-		// transaction, before its writers or the feed hear of it.
-		db.transactions.Add(1)
+		db.begun++
+		tx := db.begun
+		bad, err := db.transaction(tx, batch)
 		if bad >= 0 {
-			batch[bad].err <- badErr
+			db.ended.Store(tx)
+			batch[bad].err <- err
 			batch = append(batch[:bad:bad], batch[bad+1:]...)
 			continue
 		}
 		if err != nil {
+			db.ended.Store(tx)
 			err = fmt.Errorf("store: commit: %w", err)
 			db.failing.Store(&err)
 			db.failures.Add(1)
@@ -383,8 +398,15 @@ func (db *DB) commit(batch []*write) {
 			db.onCmt(len(batch))
 		}
 		var saved []*session.Change
-		for _, w := range batch {
+		for i, w := range batch {
 			db.pending.Add(w.pending)
+			if w.stored != nil {
+				seen := tx
+				if namedAfter(batch[i+1:], w.stored.s.ID) {
+					seen = 0 // the stored bytes may be another's
+				}
+				db.sessions.remember(w.stored.s.ID, w.stored.raw, w.stored.s, seen)
+			}
 			if w.after != nil {
 				w.after()
 			}
@@ -392,6 +414,7 @@ func (db *DB) commit(batch []*write) {
 				saved = append(saved, w.saved)
 			}
 		}
+		db.ended.Store(tx)
 		if db.feed != nil && len(saved) > 0 {
 			db.feed.Publish(saved...)
 		}
@@ -400,6 +423,58 @@ func (db *DB) commit(batch []*write) {
 		}
 		return
 	}
+}
+
+// transaction runs batch as write transaction tx and commits it. bad is
+// the index of the write that failed, with its error, or -1; err without
+// a bad write is the commit's.
+func (db *DB) transaction(tx uint64, batch []*write) (bad int, err error) {
+	bad = -1
+	err = guarded("commit", func() error {
+		btx, err := db.bolt.Begin(true)
+		if err != nil {
+			return err
+		}
+		defer btx.Rollback() // after a commit, a no-op
+		for i, w := range batch {
+			w.pending = 0
+			if err := run(w, btx); err != nil {
+				bad = i
+				return err
+			}
+		}
+		db.mark(tx, batch)
+		if db.beforeCommit != nil {
+			db.beforeCommit()
+		}
+		return btx.Commit()
+	})
+	return bad, err
+}
+
+// mark tells the caches, before transaction tx commits, which records its
+// writes may change.
+func (db *DB) mark(tx uint64, batch []*write) {
+	var sessions []string
+	for _, w := range batch {
+		if !w.scoped {
+			db.sessions.markAll(tx)
+			db.merchants.markAll(tx)
+			return
+		}
+		sessions = append(sessions, w.sessions...)
+	}
+	db.sessions.mark(tx, sessions)
+}
+
+// namedAfter reports whether a write of ws names the session.
+func namedAfter(ws []*write, id string) bool {
+	for _, w := range ws {
+		if !w.scoped || slices.Contains(w.sessions, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteErr returns the error of the last commit if it failed (the disk is

@@ -429,9 +429,11 @@ func readCounted[T any](t *testing.T, db *DB, read func() (*T, error)) (*T, int)
 	return got, db.bolt.Stats().TxN - before
 }
 
-// TestSessionCacheFollowsCommits: a session read again with no commit in
-// between is answered without a read transaction, and every commit, a save
-// or a flush of touches, is seen by the next read.
+// TestSessionCacheFollowsCommits: a session just saved, or read with no
+// write of it since, is answered without a read transaction; a write of
+// another session leaves it so; a flush of touches that names it, or a
+// write that does not say what it changes, makes the next read go to
+// bbolt, which sees the write.
 func TestSessionCacheFollowsCommits(t *testing.T) {
 	db, err := Open(filepath.Join(t.TempDir(), "s.db"), Options{TouchInterval: time.Hour})
 	if err != nil {
@@ -447,12 +449,9 @@ func TestSessionCacheFollowsCommits(t *testing.T) {
 		t.Helper()
 		return readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") })
 	}
-	if _, txs := read(); txs != 1 {
-		t.Errorf("first read after the save: %d read transactions, want 1 (to check the bytes)", txs)
-	}
 	got, txs := read()
 	if txs != 0 || got.Version != 1 {
-		t.Errorf("second read: version %d in %d read transactions, want version 1 from memory", got.Version, txs)
+		t.Errorf("first read after the save: version %d in %d read transactions, want version 1 from memory", got.Version, txs)
 	}
 	got.Params.CountryID = "no" // a caller's change stays its own
 	if again, _ := read(); again.Params.CountryID != "se" {
@@ -464,8 +463,14 @@ func TestSessionCacheFollowsCommits(t *testing.T) {
 	if err := db.Save(ctx, &session.Change{Session: &next}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := read(); got.Version != 2 || got.State != session.StateAuthenticationStarted {
-		t.Errorf("after the second save: version %d state %d", got.Version, got.State)
+	if got, txs := read(); got.Version != 2 || got.State != session.StateAuthenticationStarted || txs != 0 {
+		t.Errorf("after the second save: version %d state %d in %d read transactions, want 2 from memory", got.Version, got.State, txs)
+	}
+	if err := db.Save(ctx, &session.Change{Session: newSession("s2", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, txs := read(); got.Version != 2 || txs != 0 {
+		t.Errorf("after a save of another session: version %d in %d read transactions, want 2 from memory", got.Version, txs)
 	}
 
 	before := db.bolt.Stats().TxN
@@ -481,12 +486,31 @@ func TestSessionCacheFollowsCommits(t *testing.T) {
 	db.FlushTouches() // written into the stored session, no longer held
 	got, txs = read()
 	if !got.LastRequest.Equal(t0.Add(time.Minute)) || got.IP != "192.0.2.1" || txs != 1 {
-		t.Errorf("after a flush of touches: last request %v ip %q in %d read transactions", got.LastRequest, got.IP, txs)
+		t.Errorf("after a flush of touches: last request %v ip %q in %d read transactions, want 1", got.LastRequest, got.IP, txs)
+	}
+	if _, txs := read(); txs != 0 {
+		t.Errorf("a read again after the flush: %d read transactions, want 0", txs)
+	}
+
+	// A write that does not say what it changes: here it does change s1.
+	changed := next
+	changed.Version, changed.State = 3, session.StateAborted
+	raw, err := encodeSession(&changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Put([]byte("s1"), raw) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, txs := read(); got.Version != 3 || txs != 1 {
+		t.Errorf("after a write that names nothing: version %d in %d read transactions, want 3 from bbolt", got.Version, txs)
 	}
 }
 
-// TestSessionCacheNeverStale: readers racing a writer never see a version
-// older than the last one whose save had returned before they asked.
+// TestSessionCacheNeverStale: readers racing writers never see a version
+// older than the last one whose save had returned before they asked, nor
+// older than one another reader had already seen. The writes are saves,
+// which name the session, and writes that name nothing.
 func TestSessionCacheNeverStale(t *testing.T) {
 	db, _ := MustOpen(t)
 	ctx := context.Background()
@@ -494,7 +518,7 @@ func TestSessionCacheNeverStale(t *testing.T) {
 	if err := db.Save(ctx, &session.Change{Session: s}); err != nil {
 		t.Fatal(err)
 	}
-	var acked atomic.Int64
+	var acked, seen atomic.Int64
 	acked.Store(1)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -508,19 +532,37 @@ func TestSessionCacheNeverStale(t *testing.T) {
 					return
 				default:
 				}
-				want := acked.Load()
+				want := max(acked.Load(), seen.Load())
 				got, err := db.Session(ctx, "s1")
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if int64(got.Version) < want {
-					t.Errorf("read version %d after version %d was saved", got.Version, want)
+				if v := int64(got.Version); v < want {
+					t.Errorf("read version %d after version %d was saved or read", v, want)
 					return
+				} else {
+					for old := seen.Load(); v > old && !seen.CompareAndSwap(old, v); old = seen.Load() {
+					}
 				}
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() { // writes that name nothing, so every entry is read again
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := db.Probe(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
 	for v := 2; v <= 300; v++ {
 		next := *s
 		next.Version = v
@@ -572,43 +614,96 @@ func TestMerchantCacheFollowsCommits(t *testing.T) {
 	}
 }
 
-// TestSessionCacheDuringCommit: while a transaction is under way, reads
-// go to bbolt, so that none answers from memory what a read of bbolt at
-// the same moment may already see changed.
-func TestSessionCacheDuringCommit(t *testing.T) {
+// TestSessionCacheMarkedBeforeCommit: a transaction under way that has
+// not yet marked what it changes leaves reads answered from memory, with
+// the value before it; once it has marked them, before its commit is seen
+// by any read of bbolt, reads go to bbolt.
+func TestSessionCacheMarkedBeforeCommit(t *testing.T) {
 	db, _ := MustOpen(t)
 	ctx := context.Background()
 	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
 		t.Fatal(err)
 	}
-	read := func() int {
+	read := func() (int, int) {
 		t.Helper()
-		_, txs := readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") })
-		return txs
+		got, txs := readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") })
+		return got.Version, txs
 	}
-	read()
-	if txs := read(); txs != 0 {
-		t.Fatalf("a repeat read took %d read transactions, want 0", txs)
+	if _, txs := read(); txs != 0 {
+		t.Fatalf("a read after the save took %d read transactions, want 0", txs)
 	}
-	inside, release := make(chan struct{}), make(chan struct{})
-	w := newWrite(func(*bolt.Tx, *write) error {
+	changed := newSession("s1", 2)
+	raw, err := encodeSession(changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside, marked, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	db.beforeCommit = func() {
+		once.Do(func() {
+			close(marked)
+			<-release
+		})
+	}
+	w := newWrite(func(tx *bolt.Tx, _ *write) error {
 		close(inside)
 		<-release
-		return nil
+		return tx.Bucket(bucketSessions).Put([]byte("s1"), raw)
 	})
 	if err := db.submitAll(ctx, []*write{w}); err != nil {
 		t.Fatal(err)
 	}
 	<-inside
-	if txs := read(); txs != 1 {
-		t.Errorf("a read during a transaction took %d read transactions, want 1", txs)
+	if v, txs := read(); v != 1 || txs != 0 {
+		t.Errorf("a read while the write runs: version %d in %d read transactions, want 1 from memory", v, txs)
+	}
+	release <- struct{}{} // the write returns; the caches are marked
+	<-marked
+	if v, txs := read(); v != 1 || txs != 1 {
+		t.Errorf("a read once marked, before the commit: version %d in %d read transactions, want 1 from bbolt", v, txs)
 	}
 	close(release)
 	if err := <-w.err; err != nil {
 		t.Fatal(err)
 	}
-	read()
-	if txs := read(); txs != 0 {
-		t.Errorf("a repeat read after the transaction took %d read transactions, want 0", txs)
+	if v, txs := read(); v != 2 || txs != 1 {
+		t.Errorf("a read after the commit: version %d in %d read transactions, want 2 from bbolt", v, txs)
+	}
+	if v, txs := read(); v != 2 || txs != 0 {
+		t.Errorf("a repeat read: version %d in %d read transactions, want 2 from memory", v, txs)
+	}
+}
+
+// TestSessionCacheSameCommit: when a later write of the same commit names
+// the session a save stored, the save's bytes are not taken as current;
+// the read finds what the later write left.
+func TestSessionCacheSameCommit(t *testing.T) {
+	db, _ := MustOpen(t)
+	ctx := context.Background()
+	save, err := db.changeWrite(&session.Change{Session: newSession("s1", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := newSession("s1", 1)
+	later.IP = "192.0.2.7"
+	raw, err := encodeSession(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	touch := newScopedWrite(func(tx *bolt.Tx, _ *write) error {
+		return tx.Bucket(bucketSessions).Put([]byte("s1"), raw)
+	}, "s1")
+	if err := db.submitAll(ctx, []*write{save, touch}); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(<-save.err, <-touch.err); err != nil {
+		t.Fatal(err)
+	}
+	if commits, _ := db.CommitStats(); commits != 1 {
+		t.Fatalf("%d commits, want the two writes in one", commits)
+	}
+	got, txs := readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") })
+	if got.IP != "192.0.2.7" || txs != 1 {
+		t.Errorf("read: ip %q in %d read transactions, want the later write's from bbolt", got.IP, txs)
 	}
 }

@@ -70,7 +70,7 @@ func (db *DB) ClaimTimers(ctx context.Context, owner string, now time.Time, leas
 // DoneTimer deletes the timer if it is still due at t.Due and ends owner's
 // claim on it.
 func (db *DB) DoneTimer(ctx context.Context, owner string, t session.Timer) error {
-	w := newWrite(func(tx *bolt.Tx, _ *write) error {
+	w := newScopedWrite(func(tx *bolt.Tx, _ *write) error { // no cached record changes
 		old := tx.Bucket(bucketTimerKeys).Get([]byte(t.Key))
 		if len(old) != 8 || binary.BigEndian.Uint64(old) != uint64(t.Due.UnixNano()) {
 			return nil

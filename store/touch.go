@@ -82,7 +82,11 @@ func (b *touchBuffer) flush(db *DB) {
 	if len(held) == 0 {
 		return
 	}
-	err := db.update(context.Background(), func(tx *bolt.Tx) error {
+	ids := make([]string, 0, len(held))
+	for id := range held {
+		ids = append(ids, id)
+	}
+	err := db.submit(context.Background(), newScopedWrite(func(tx *bolt.Tx, _ *write) error {
 		sessions := wbucket(tx, bucketSessions)
 		for id, t := range held {
 			cur := sessions.Get([]byte(id))
@@ -106,7 +110,7 @@ func (b *touchBuffer) flush(db *DB) {
 			}
 		}
 		return nil
-	})
+	}, ids...))
 	if err != nil {
 		b.mu.Lock()
 		for id, t := range held {
