@@ -20,6 +20,7 @@ import (
 
 	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/session"
+	"strconv"
 )
 
 // binary is the sessiond binary built once for the end-to-end tests.
@@ -504,4 +505,43 @@ func tail(out []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestRuntimeDefaults: serve runs with GOGC 400 and one P more than the
+// runtime would give it, unless GOGC or GOMAXPROCS say otherwise.
+func TestRuntimeDefaults(t *testing.T) {
+	gauge := func(p *proc, name string) string {
+		t.Helper()
+		resp, err := http.Get(p.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("/metrics lacks %s", name)
+		return ""
+	}
+	args := []string{"--db", filepath.Join(t.TempDir(), "sessiond.db"), "--admin-socket", ""}
+	if os.Getenv("GOMAXPROCS") == "" && os.Getenv("GOGC") == "" {
+		p := startServer(t, args...)
+		if got, want := gauge(p, "go_sched_gomaxprocs_threads"), strconv.Itoa(runtime.GOMAXPROCS(0)+1); got != want {
+			t.Errorf("GOMAXPROCS %s, want %s", got, want)
+		}
+		if got := gauge(p, "go_gc_gogc_percent"); got != "400" {
+			t.Errorf("GOGC %s, want 400", got)
+		}
+		p.stop(t, syscall.SIGTERM)
+	}
+	p := startServerEnv(t, []string{"GOMAXPROCS=1", "GOGC=50"}, args...)
+	if got := gauge(p, "go_sched_gomaxprocs_threads"); got != "1" {
+		t.Errorf("GOMAXPROCS=1: %s", got)
+	}
+	if got := gauge(p, "go_gc_gogc_percent"); got != "50" {
+		t.Errorf("GOGC=50: %s", got)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -129,6 +130,14 @@ func serve(env *cmdEnv, c server.Config, o serveOptions) error {
 	// throughput in `sessiond bench` for a heap of a few tens of MiB.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
+	}
+	// The server's threads block in file system calls (bbolt's fdatasync
+	// and page writes, the log's writes to a file), and a thread in one
+	// keeps its P until the runtime's monitor takes it back. One P more
+	// than the cores lets Go code run on every core meanwhile: wrk measured
+	// 3-12% more requests a second on two cores (README, Performance).
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
 	}
 
 	// Stop on SIGINT/SIGTERM from here on, so a signal during start-up is
