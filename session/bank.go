@@ -28,17 +28,25 @@ func Banks(countryID string) []TestBank {
 	}
 	out := make([]TestBank, len(testBanks))
 	for i, b := range testBanks {
-		out[i] = TestBank{ID: b.id, Name: b.name, CountryID: countryID, IntegrationID: b.id + "-" + countryID, Enabled: true}
+		out[i] = testBank(b.id, b.name, countryID)
 	}
 	return out
 }
 
+func testBank(id, name, countryID string) TestBank {
+	return TestBank{ID: id, Name: name, CountryID: countryID, IntegrationID: id + "-" + countryID, Enabled: true}
+}
+
 // BankOf returns the test bank with the id in a country; false if the
-// country has none with that id.
+// country has none with that id. It is asked on every create, so it
+// builds only the bank it finds.
 func BankOf(countryID, id string) (TestBank, bool) {
-	for _, b := range Banks(countryID) {
-		if b.ID == id {
-			return b, true
+	if _, ok := Countries[countryID]; !ok {
+		return TestBank{}, false
+	}
+	for _, b := range testBanks {
+		if b.id == id {
+			return testBank(b.id, b.name, countryID), true
 		}
 	}
 	return TestBank{}, false

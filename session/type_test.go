@@ -178,3 +178,25 @@ func parseUUID(s string) (u [16]byte, ok bool) {
 	}
 	return u, true
 }
+
+// TestBankOf: BankOf finds each bank Banks lists, as Banks lists it, and
+// nothing for an unknown id or country.
+func TestBankOf(t *testing.T) {
+	for _, country := range []string{"se", "fi"} {
+		banks := Banks(country)
+		if len(banks) == 0 {
+			t.Fatalf("no banks in %s", country)
+		}
+		for _, want := range banks {
+			if got, ok := BankOf(country, want.ID); !ok || got != want {
+				t.Errorf("BankOf(%s, %s) = %+v, %v; want %+v", country, want.ID, got, ok, want)
+			}
+		}
+		if b, ok := BankOf(country, "nosuchbank"); ok {
+			t.Errorf("BankOf(%s, nosuchbank) = %+v", country, b)
+		}
+	}
+	if b, ok := BankOf("xx", "testbank"); ok {
+		t.Errorf("BankOf(xx, testbank) = %+v", b)
+	}
+}
