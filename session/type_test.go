@@ -200,3 +200,13 @@ func TestBankOf(t *testing.T) {
 		t.Errorf("BankOf(xx, testbank) = %+v", b)
 	}
 }
+
+// TestIBANCheckDigits: testIBAN's check digits are ISO 13616's, for
+// published examples with digits only and with letters in the BBAN.
+func TestIBANCheckDigits(t *testing.T) {
+	for _, want := range []string{"SE4550000000058398257466", "GB82WEST12345698765432", "NO9386011117947", "DE89370400440532013000", "FI2112345600000785"} {
+		if got := testIBAN(strings.ToLower(want[:2]), want[4:]); got != want {
+			t.Errorf("testIBAN(%s, %s) = %s, want %s", want[:2], want[4:], got, want)
+		}
+	}
+}
