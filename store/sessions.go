@@ -21,8 +21,8 @@ func refKey(merchantID, ref, sessionID string) []byte {
 }
 
 // Session returns the session with the id; session.ErrNotFound. A
-// session read since the last commit is answered from memory, without a
-// read transaction.
+// session saved or read since the last write that named it is answered
+// from memory, without a read transaction.
 func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) {
 	s, ok := db.sessions.current(id)
 	if !ok {
@@ -126,7 +126,8 @@ func (db *DB) changeWrite(c *session.Change) (*write, error) {
 	w := newScopedWrite(e.apply)
 	w.saved = c
 	if c.Session != nil {
-		// The next read of this session is answered from memory.
+		// Once committed, the next read of this session can be answered
+		// from memory (see DB.commit).
 		w.sessions = []string{c.Session.ID}
 		w.stored = &storedSession{raw: e.session, s: c.Session}
 		w.after = func() { db.claims.end(claimSession, c.Session.ID) }

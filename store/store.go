@@ -163,6 +163,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: create buckets in %s: %w", path, err)
 	}
 	db := &DB{
+		begun: 1, // 0 is the caches' "not known"
 		bolt:  b,
 		queue: writeQueue{wake: make(chan struct{}, 1)},
 		done:  make(chan struct{}),
@@ -185,6 +186,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: count pending deliveries in %s: %w", path, err)
 	}
 	db.pending.Store(n)
+	db.ended.Store(db.begun) // what a read sees now is stored
 	db.touches.start(db, opts.TouchInterval)
 	go db.commitLoop()
 	return db, nil

@@ -520,30 +520,29 @@ func TestSessionCacheNeverStale(t *testing.T) {
 	}
 	var acked, seen atomic.Int64
 	acked.Store(1)
-	done := make(chan struct{})
+	running, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	defer func() { // after the saves, or a failed one
+		stop()
+		wg.Wait()
+	}()
 	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
+			for running.Err() == nil {
 				want := max(acked.Load(), seen.Load())
 				got, err := db.Session(ctx, "s1")
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if v := int64(got.Version); v < want {
+				v := int64(got.Version)
+				if v < want {
 					t.Errorf("read version %d after version %d was saved or read", v, want)
 					return
-				} else {
-					for old := seen.Load(); v > old && !seen.CompareAndSwap(old, v); old = seen.Load() {
-					}
+				}
+				for old := seen.Load(); v > old && !seen.CompareAndSwap(old, v); old = seen.Load() {
 				}
 			}
 		}()
@@ -551,12 +550,7 @@ func TestSessionCacheNeverStale(t *testing.T) {
 	wg.Add(1)
 	go func() { // writes that name nothing, so every entry is read again
 		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
+		for running.Err() == nil {
 			if err := db.Probe(ctx); err != nil {
 				t.Error(err)
 				return
@@ -571,12 +565,10 @@ func TestSessionCacheNeverStale(t *testing.T) {
 		}
 		acked.Store(int64(v))
 	}
-	close(done)
-	wg.Wait()
 }
 
-// TestMerchantCacheFollowsCommits: a merchant read again with no commit in
-// between is answered without a read transaction or a decode, a caller's
+// TestMerchantCacheFollowsCommits: a merchant read again with no write of
+// merchants in between is answered without a read transaction or a decode, a caller's
 // change to what it got (slices too) stays its own, and a write is seen by
 // the next read, by id and by public key.
 func TestMerchantCacheFollowsCommits(t *testing.T) {
@@ -617,8 +609,15 @@ func TestMerchantCacheFollowsCommits(t *testing.T) {
 // TestSessionCacheMarkedBeforeCommit: a transaction under way that has
 // not yet marked what it changes leaves reads answered from memory, with
 // the value before it; once it has marked them, before its commit is seen
-// by any read of bbolt, reads go to bbolt.
+// by any read of bbolt, reads go to bbolt. Both for a write that names the
+// session and for one that names nothing.
 func TestSessionCacheMarkedBeforeCommit(t *testing.T) {
+	for _, scoped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("scoped=%v", scoped), func(t *testing.T) { testMarkedBeforeCommit(t, scoped) })
+	}
+}
+
+func testMarkedBeforeCommit(t *testing.T, scoped bool) {
 	db, _ := MustOpen(t)
 	ctx := context.Background()
 	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
@@ -645,11 +644,15 @@ func TestSessionCacheMarkedBeforeCommit(t *testing.T) {
 			<-release
 		})
 	}
-	w := newWrite(func(tx *bolt.Tx, _ *write) error {
+	fn := func(tx *bolt.Tx, _ *write) error {
 		close(inside)
 		<-release
 		return tx.Bucket(bucketSessions).Put([]byte("s1"), raw)
-	})
+	}
+	w := newWrite(fn)
+	if scoped {
+		w = newScopedWrite(fn, "s1")
+	}
 	if err := db.submitAll(ctx, []*write{w}); err != nil {
 		t.Fatal(err)
 	}
@@ -705,5 +708,26 @@ func TestSessionCacheSameCommit(t *testing.T) {
 	got, txs := readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") })
 	if got.IP != "192.0.2.7" || txs != 1 {
 		t.Errorf("read: ip %q in %d read transactions, want the later write's from bbolt", got.IP, txs)
+	}
+}
+
+// TestSessionCacheAfterOpen: on a file just opened, with no commit yet, a
+// session read once is answered from memory the second time.
+func TestSessionCacheAfterOpen(t *testing.T) {
+	db, path := MustOpen(t)
+	ctx := context.Background()
+	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i, want := range []int{1, 0} {
+		if _, txs := readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") }); txs != want {
+			t.Errorf("read %d after open: %d read transactions, want %d", i+1, txs, want)
+		}
 	}
 }
