@@ -28,6 +28,21 @@ func MustOpen(tb testing.TB) (*DB, string) {
 	return db, path
 }
 
+// reopen closes db and opens the file at path again, to be closed at the
+// end of the test.
+func reopen(tb testing.TB, db *DB, path string) *DB {
+	tb.Helper()
+	if err := db.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestContract runs the shared store suite on bbolt.
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, feed session.Publisher) session.Store {
@@ -402,12 +417,7 @@ func TestMigrateDue(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopen(t, db, path)
 	if st, _ := db.OutboxStats(ctx); st.Pending != 1 {
 		t.Errorf("pending after migration = %d, want 1", st.Pending)
 	}
@@ -719,12 +729,7 @@ func TestSessionCacheAfterOpen(t *testing.T) {
 	if err := db.Save(ctx, &session.Change{Session: newSession("s1", 1)}); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = reopen(t, db, path)
 	for i, want := range []int{1, 0} {
 		if _, txs := readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, "s1") }); txs != want {
 			t.Errorf("read %d after open: %d read transactions, want %d", i+1, txs, want)
