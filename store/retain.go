@@ -50,9 +50,12 @@ func (db *DB) Retain(ctx context.Context, cutoff time.Time, after string, limit 
 		return 0, next, err
 	}
 	var gone []string
-	w := newWrite(func(tx *bolt.Tx, _ *write) error {
+	// The write names the sessions it deletes, once it knows them, so the
+	// rest of the session cache stays current.
+	w := newScopedWrite(func(tx *bolt.Tx, w *write) error {
 		var err error
 		gone, err = retainSessions(tx, ids, cutoff)
+		w.sessions = gone
 		return err
 	})
 	w.after = func() {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -268,5 +269,33 @@ func TestRetainSkipsDamaged(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRetainLeavesCacheCurrent: a retention batch names the sessions it
+// deletes, so a cached session it keeps is still answered from memory,
+// and a deleted one is gone.
+func TestRetainLeavesCacheCurrent(t *testing.T) {
+	db, _ := MustOpen(t)
+	ctx := context.Background()
+	oldID, keptID := session.IDAt(t0), session.IDAt(t0.Add(time.Minute)) // below the cutoff
+	old := newSession(oldID, 1)
+	old.State = session.StateAborted
+	old.Params.MerchantReference = ""
+	if err := db.Save(ctx, &session.Change{Session: old}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Save(ctx, &session.Change{Session: newSession(keptID, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := db.Retain(ctx, t0.Add(time.Hour), "", 100)
+	if err != nil || n != 1 {
+		t.Fatalf("Retain: %d deleted, %v; want 1", n, err)
+	}
+	if _, txs := readCounted(t, db, func() (*session.Session, error) { return db.Session(ctx, keptID) }); txs != 0 {
+		t.Errorf("the kept session after retention: %d read transactions, want 0", txs)
+	}
+	if _, err := db.Session(ctx, oldID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("the deleted session: %v, want ErrNotFound", err)
 	}
 }
