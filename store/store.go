@@ -221,7 +221,8 @@ type write struct {
 	// the last run of fn; the committer adds it once committed.
 	pending int64
 	// scoped says the write changes no cached record but the sessions
-	// it names; a write not scoped may change any of them.
+	// it names; a write not scoped may change any of them. fn may set
+	// sessions as it runs: the committer reads them once it has run.
 	scoped   bool
 	sessions []string
 	// stored is the session bytes the write leaves stored, if the write
