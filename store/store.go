@@ -102,6 +102,11 @@ type DB struct {
 	// before the commit.
 	beforeCommit func()
 
+	// high is bbolt's high-water mark, in bytes, as the last write
+	// transaction began it; the runway is kept past it.
+	high   int64
+	runway *runway
+
 	touches touchBuffer
 	claims  claims
 	pending atomic.Int64 // pending deliveries
@@ -173,6 +178,7 @@ func Open(path string, opts Options) (*DB, error) {
 
 		sessions:  newSessionCache(),
 		merchants: newMerchantCache(),
+		runway:    openRunway(path),
 	}
 	var n int64
 	if err := db.view(func(tx *bolt.Tx) error {
@@ -182,6 +188,7 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil
 	}); err != nil {
+		db.runway.stop()
 		b.Close()
 		return nil, fmt.Errorf("store: count pending deliveries in %s: %w", path, err)
 	}
@@ -200,6 +207,7 @@ func (db *DB) Close() error {
 		db.touches.stop()
 		db.queue.close()
 		<-db.done
+		db.runway.stop()
 		err = db.bolt.Close()
 	})
 	return err
@@ -363,6 +371,7 @@ func (db *DB) commitLoop() {
 			}
 		}
 		db.commit(batch)
+		db.runway.keep(db.high)
 	}
 }
 
@@ -446,6 +455,7 @@ func (db *DB) transaction(tx uint64, batch []*write) (bad int, err error) {
 				return err
 			}
 		}
+		db.high = btx.Size()
 		db.mark(tx, batch)
 		if db.beforeCommit != nil {
 			db.beforeCommit()
