@@ -473,20 +473,23 @@ func (s *Server) clientGet(ctx context.Context, r *request) (any, error) {
 	return s.clientWire(v, s.svc.Now(), name, msg)
 }
 
+// moveParams are client.transition's params.
+type moveParams struct {
+	Token       string         `json:"token"`
+	State       *session.State `json:"state"`
+	Version     *int           `json:"version"`
+	ErrorCode   string         `json:"error_code"`
+	CustomerID  string         `json:"customer_id"`
+	Bank        *session.Bank  `json:"bank"`
+	BankAccount *struct {
+		Holder string `json:"holder"`
+		IBAN   string `json:"iban"`
+		BBAN   string `json:"bban"`
+	} `json:"bank_account"`
+}
+
 func (s *Server) clientTransition(ctx context.Context, r *request) (any, error) {
-	var p struct {
-		Token       string         `json:"token"`
-		State       *session.State `json:"state"`
-		Version     *int           `json:"version"`
-		ErrorCode   string         `json:"error_code"`
-		CustomerID  string         `json:"customer_id"`
-		Bank        *session.Bank  `json:"bank"`
-		BankAccount *struct {
-			Holder string `json:"holder"`
-			IBAN   string `json:"iban"`
-			BBAN   string `json:"bban"`
-		} `json:"bank_account"`
-	}
+	var p moveParams
 	if err := r.decode(&p); err != nil {
 		return nil, err
 	}

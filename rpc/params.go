@@ -20,6 +20,15 @@ func decodeParamsMode(raw json.RawMessage, v any, strict bool) error {
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
 	}
+	if decodeDirect(raw, v, strict) {
+		return nil
+	}
+	return decodeParamsSlow(raw, v, strict)
+}
+
+// decodeParamsSlow is decodeParamsMode by knownNames and encoding/json,
+// which every error comes from.
+func decodeParamsSlow(raw json.RawMessage, v any, strict bool) error {
 	raw, err := knownNames(raw, reflect.TypeOf(v), "", strict)
 	if err != nil {
 		return err

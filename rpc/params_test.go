@@ -76,15 +76,3 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
-
-// BenchmarkDecodeParams decodes a create's params, as every create does.
-func BenchmarkDecodeParams(b *testing.B) {
-	raw := json.RawMessage(`{"amount":"10.00","country_id":"se","merchant_reference":"bench"}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		var p session.Params
-		if err := decodeParamsMode(raw, &p, false); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
