@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/sessiond/sessiond/session"
@@ -176,4 +177,67 @@ func fileOf(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// BenchmarkDiskCommit measures the disk under the runway's reasoning,
+// outside bbolt: one op is a commit's writes, 16 pages then the meta
+// page, each followed by fdatasync, with the pages appended into a hole
+// (as bbolt's ftruncate leaves), into fallocate'd space, appended over
+// zeros written and synced before (as the runway leaves), or spread over
+// allocated blocks (as a move's pages land).
+func BenchmarkDiskCommit(b *testing.B) {
+	const size = 256 << 20
+	for _, c := range []struct {
+		name                      string
+		zeroed, fallocate, spread bool
+	}{{"hole", false, false, false}, {"fallocated", false, true, false}, {"zeroed", true, false, false}, {"spread", true, false, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "data"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if c.zeroed {
+				zeros := make([]byte, 1<<20)
+				for off := int64(0); off < size; off += int64(len(zeros)) {
+					if _, err := f.WriteAt(zeros, off); err != nil {
+						b.Fatal(err)
+					}
+				}
+			} else if c.fallocate {
+				if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+					b.Skipf("fallocate: %v", err)
+				}
+			} else if err := f.Truncate(size); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			page := bytes.Repeat([]byte{0xaa}, 4096)
+			next, pages := int64(1), int64(size/4096)
+			for i := 0; b.Loop(); i++ {
+				for j := range int64(16) {
+					at := next
+					if c.spread {
+						at = 1 + (int64(i)*16+j)*7919%(pages-1) // a prime stride: pages all over the file
+					} else {
+						next = next%(pages-1) + 1
+					}
+					if _, err := f.WriteAt(page, at*4096); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.WriteAt(page[:512], 0); err != nil {
+					b.Fatal(err)
+				}
+				if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
