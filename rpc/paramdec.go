@@ -27,7 +27,7 @@ import (
 // FuzzDecodeDirect holds it to that.
 func decodeDirect(raw []byte, v any, strict bool) bool {
 	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
 		return false
 	}
 	dec := decoderOf(rv.Type().Elem())
@@ -81,10 +81,9 @@ func makeDecoder(t reflect.Type) fieldDecoder {
 		return decodeString
 	case reflect.Bool:
 		return decodeBool
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return decodeInt
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return decodeUint
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return decodeInteger
 	case reflect.Float32, reflect.Float64:
 		return decodeFloat
 	case reflect.Slice:
@@ -161,29 +160,23 @@ func integer(raw []byte) bool {
 	return true
 }
 
-func decodeInt(v reflect.Value, raw []byte, _ bool) bool {
+// decodeInteger decodes a signed or unsigned integer of any size.
+func decodeInteger(v reflect.Value, raw []byte, _ bool) bool {
 	if isNull(raw) {
 		return true
 	}
 	if !integer(raw) {
 		return false
 	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil || v.OverflowInt(n) {
-		return false
-	}
-	v.SetInt(n)
-	return true
-}
-
-func decodeUint(v reflect.Value, raw []byte, _ bool) bool {
-	if isNull(raw) {
+	if v.CanInt() {
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || v.OverflowInt(n) {
+			return false
+		}
+		v.SetInt(n)
 		return true
 	}
-	if !integer(raw) || raw[0] == '-' {
-		return false
-	}
-	n, err := strconv.ParseUint(string(raw), 10, 64)
+	n, err := strconv.ParseUint(string(raw), 10, 64) // refuses a sign
 	if err != nil || v.OverflowUint(n) {
 		return false
 	}
