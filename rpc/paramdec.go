@@ -72,9 +72,8 @@ func makeDecoder(t reflect.Type) fieldDecoder {
 		return decodeRaw
 	case reflect.PointerTo(t).Implements(unmarshalerType):
 		return decodeUnmarshaler
-	case t.Implements(unmarshalerType), t.Implements(textUnmarshalerType),
-		reflect.PointerTo(t).Implements(textUnmarshalerType):
-		return nil
+	case reflect.PointerTo(t).Implements(textUnmarshalerType):
+		return nil // encoding/json would decode a string through it
 	}
 	switch t.Kind() {
 	case reflect.String:

@@ -3,6 +3,7 @@ package rpc
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -65,7 +66,14 @@ type slowOnly struct {
 	Map map[string]string `json:"map,omitempty"`
 }
 
+// textOnly has a field that encoding/json decodes through
+// encoding.TextUnmarshaler: the slow way's, too.
+type textOnly struct {
+	IP netip.Addr `json:"ip"`
+}
+
 var directTypes = []reflect.Type{
+	reflect.TypeFor[textOnly](),
 	reflect.TypeFor[kindsParams](),
 	reflect.TypeFor[session.Params](),
 	reflect.TypeFor[moveParams](),
@@ -118,6 +126,7 @@ var directSeeds = []string{
 	`{"base":"b","Tagged":"t","tagged":"lower","Ignore":"no","-":"dash","hidden":"h"}`,
 	`{"map":{"a":"b"}}`, `{"any":[1,"x"],"s":"y"}`,
 	`{"State":3,"TOKEN":"case"}`,
+	`{"ip":"192.0.2.1"}`, `{"ip":"no"}`, `{"ip":5}`,
 	`{"pnest":[1]}`, `{"nest":"str"}`, `{"raw":"s"}`,
 }
 
@@ -151,6 +160,9 @@ func TestDecodeDirectMatches(t *testing.T) {
 	}
 	if decodeDirect([]byte(`{"s":"x"}`), new(slowOnly), false) {
 		t.Error("a struct with an interface field was decoded directly")
+	}
+	if decodeDirect([]byte(`{"ip":"192.0.2.1"}`), new(textOnly), false) {
+		t.Error("a TextUnmarshaler was decoded directly")
 	}
 }
 

@@ -14,8 +14,8 @@ import (
 // committer, between transactions, keeps the end of the file a little
 // ahead of bbolt's high-water mark: it writes zeros past the end and
 // fsyncs them, size included, as bbolt's own growth does, before any page
-// can land there. bbolt (1.4 on) asks the file for its size before growing
-// it, so it then finds room and neither truncates nor syncs.
+// can land there. bbolt (1.5, as go.mod has it) asks the file for its size
+// before growing it, so it then finds room and neither truncates nor syncs.
 //
 // The runway only ever writes past the file's end, as the file system
 // reports it at that moment: every page bbolt has written lies before the
@@ -25,13 +25,13 @@ import (
 type runway struct {
 	f     *os.File // the data file, apart from bbolt's handle; nil: stopped
 	end   int64    // the file's size, as last made or seen here
-	grown int64    // bytes of zeros written, for tests and stats
+	grown int64    // bytes of zeros written, for tests
 	zeros []byte
 }
 
 const (
 	runwayMin = 256 << 10 // the least room kept ahead
-	runwayMax = 2 << 20   // the most: each extension is at most this, about 4 ms of disk here
+	runwayMax = 2 << 20   // the most; an extension is half of it or more, some 4-8 ms of this disk
 )
 
 // openRunway opens the data file at path for the runway; a file it cannot
