@@ -40,7 +40,7 @@ func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) 
 			return nil, err
 		}
 	}
-	db.touches.merge(s)
+	db.touches.Merge(s)
 	return s, nil
 }
 
@@ -74,7 +74,7 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 		return nil
 	})
 	for _, s := range out {
-		db.touches.merge(s)
+		db.touches.Merge(s)
 	}
 	return out, err
 }
@@ -275,7 +275,7 @@ func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Clie
 	if !found {
 		return session.ErrNotFound
 	}
-	db.touches.add(id, touch{at: at, client: c})
+	db.touches.Add(id, session.Touch{At: at, Client: c})
 	return nil
 }
 
@@ -312,7 +312,7 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 	}
 	for _, s := range out {
 		db.claims.takeLocked(claimSession, s.ID, owner, now.Add(lease))
-		db.touches.merge(s)
+		db.touches.Merge(s)
 	}
 	return out, nil
 }

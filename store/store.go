@@ -107,7 +107,7 @@ type DB struct {
 	high   int64
 	runway *runway
 
-	touches touchBuffer
+	touches *session.TouchBuffer
 	claims  claims
 	pending atomic.Int64 // pending deliveries
 
@@ -194,7 +194,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.pending.Store(n)
 	db.ended.Store(db.begun) // what a read sees now is stored
-	db.touches.start(db, opts.TouchInterval)
+	db.touches = session.StartTouchBuffer(opts.TouchInterval, db.writeTouches)
 	go db.commitLoop()
 	return db, nil
 }
@@ -204,7 +204,7 @@ func Open(path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	var err error
 	db.once.Do(func() {
-		db.touches.stop()
+		db.touches.Stop()
 		db.queue.close()
 		<-db.done
 		db.runway.stop()
