@@ -97,6 +97,15 @@ func (c *sessionCache) lookup(id string) (*session.Session, uint64, bool) {
 	return &s, gen, true
 }
 
+// has reports whether the session with the id is cached.
+func (c *sessionCache) has(id string) bool {
+	sh := c.shard(id)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	_, ok := sh.entries[id]
+	return ok
+}
+
 // ticket returns the gen of the id's shard, to pass to fill.
 func (c *sessionCache) ticket(id string) uint64 {
 	sh := c.shard(id)

@@ -89,7 +89,8 @@ func TestCacheAcrossReplicas(t *testing.T) {
 		t.Error("A's read of version 20 is not cached")
 	}
 
-	// Touched on B: A's next read has the touch; touched on A: B's has.
+	// Touched on B: B's reads have the touch at once, A's once B has
+	// written it; touched on A: B's has, once written.
 	at := t0.Add(time.Minute)
 	if err := b.Touch(ctx, "s1", at, session.Client{IP: "198.51.100.1", UserAgent: "phone"}); err != nil {
 		t.Fatal(err)
@@ -97,14 +98,16 @@ func TestCacheAcrossReplicas(t *testing.T) {
 	if got := read(b, "s1"); got.IP != "198.51.100.1" {
 		t.Errorf("B read its own touch as ip %q", got.IP)
 	}
+	flush(t, b)
 	if got := read(a, "s1"); got.IP != "198.51.100.1" || got.UserAgent != "phone" || !got.LastRequest.Equal(at) || got.Version != 20 {
-		t.Errorf("A read %+v right after B's touch, want the touch at version 20", got)
+		t.Errorf("A read %+v right after B wrote its touch, want the touch at version 20", got)
 	}
 	if err := a.Touch(ctx, "s1", at.Add(time.Minute), session.Client{IP: "203.0.113.7"}); err != nil {
 		t.Fatal(err)
 	}
+	flush(t, a)
 	if got := read(b, "s1"); got.IP != "203.0.113.7" {
-		t.Errorf("B read ip %q right after A's touch", got.IP)
+		t.Errorf("B read ip %q right after A wrote its touch", got.IP)
 	}
 	if !cached(b, "s1", 20) || !cached(a, "s1", 20) {
 		t.Error("the touched session is not cached")
@@ -133,6 +136,7 @@ func TestCacheAcrossReplicas(t *testing.T) {
 	if err := b.Touch(ctx, "s1", at.Add(2*time.Minute), session.Client{IP: "192.0.2.9", UserAgent: big}); err != nil {
 		t.Fatal(err)
 	}
+	flush(t, b)
 	if got := read(a, "s1"); got.IP != "192.0.2.9" {
 		t.Errorf("A read ip %q right after a large touch on B", got.IP)
 	}
@@ -188,6 +192,14 @@ func TestCacheAnswersWithoutTheDatabase(t *testing.T) {
 	}
 }
 
+// flush writes the touches d holds.
+func flush(t *testing.T, d *DB) {
+	t.Helper()
+	if err := d.FlushTouches(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCacheAfterReconnect kills A's listening connection and, while A is
 // not listening, has B move and touch a session A has cached: reads on A
 // go to the database meanwhile, and after the reconnect A's cache gives
@@ -236,6 +248,7 @@ func TestCacheAfterReconnect(t *testing.T) {
 	if err := b.Touch(ctx, "s2", at, session.Client{IP: "198.51.100.2"}); err != nil {
 		t.Fatal(err)
 	}
+	flush(t, b)
 	// Not listening, A reads the database: s2 shows B's touch now.
 	if got, err := a.Session(ctx, "s2"); err != nil || got.IP != "198.51.100.2" {
 		t.Errorf("A's read while not listening: %+v, %v, want B's touch", got, err)

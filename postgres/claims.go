@@ -45,6 +45,9 @@ func (db *DB) ClaimDue(ctx context.Context, owner string, now time.Time, lease t
 			return d, err
 		}
 		s, err := db.cache.decode(id, raw, nil)
+		if err == nil {
+			db.held.Merge(s)
+		}
 		d.s = s
 		return d, err
 	})

@@ -76,8 +76,11 @@ type Options struct {
 	// It needs a Publisher to be set, and must not block.
 	OnMerchantChanged func(id string)
 	// OnError is told of failures of the background work (the feed's
-	// connection); nil discards them.
+	// connection, a write of touches); nil discards them.
 	OnError func(error)
+	// TouchInterval is how often the touches held are written; 0 means
+	// 1s.
+	TouchInterval time.Duration
 }
 
 // DB is sessiond's PostgreSQL database. Open it with Open; call Close when
@@ -85,6 +88,7 @@ type Options struct {
 type DB struct {
 	pool    *pgxpool.Pool
 	touches *pgxpool.Pool // synchronous_commit off
+	held    *session.TouchBuffer
 	cache   *sessionCache
 	origin  string // this DB's name in the change feed
 	feed    *listener
@@ -135,11 +139,22 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		db.committing.Add(1)
 		go db.commitLoop()
 	}
-	if opts.Publisher != nil {
-		onError := opts.OnError
-		if onError == nil {
-			onError = func(error) {}
+	interval := opts.TouchInterval
+	if interval == 0 {
+		interval = time.Second
+	}
+	onError := opts.OnError
+	if onError == nil {
+		onError = func(error) {}
+	}
+	db.held = session.StartTouchBuffer(interval, func(held map[string]session.Touch) error {
+		err := db.writeTouches(held)
+		if err != nil {
+			onError(err)
 		}
+		return err
+	})
+	if opts.Publisher != nil {
 		merchant := opts.OnMerchantChanged
 		if merchant == nil {
 			merchant = func(string) {}
@@ -171,6 +186,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 // the feed, and closes the pool's connections.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		db.held.Stop()
 		close(db.closing)
 		db.committing.Wait()
 		db.stop()

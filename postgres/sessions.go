@@ -19,6 +19,7 @@ func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) 
 	if ok && db.feed != nil && db.feed.sync(ctx) {
 		var s *session.Session
 		if s, gen, ok = db.cache.lookup(id); ok {
+			db.held.Merge(s)
 			return s, nil
 		}
 	}
@@ -30,7 +31,12 @@ func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read session %s: %w", id, err)
 	}
-	return db.cache.decode(id, raw, &gen)
+	s, err := db.cache.decode(id, raw, &gen)
+	if err != nil {
+		return nil, err
+	}
+	db.held.Merge(s)
+	return s, nil
 }
 
 // SessionsByReference returns up to limit sessions of the merchant with the
@@ -51,6 +57,7 @@ func (db *DB) SessionsByReference(ctx context.Context, merchantID, ref string, l
 		if err != nil {
 			return nil, err
 		}
+		db.held.Merge(s)
 		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {
@@ -509,59 +516,121 @@ func nextAttempt(d *session.Delivery) any {
 }
 
 // Touch records the end user's latest request on the session, leaving its
-// version as it is, unless a later request is stored already. Touches are
-// committed without waiting for the write-ahead log to reach the disk
-// (synchronous_commit off): a crash of the database loses at most its
-// last fraction of a second of them, and nothing else. The touch is
-// notified with the version it was stored at, for every DB's cache.
+// version as it is, unless a later request is stored already. It is held
+// in memory (and seen by this DB's reads) and written with the others
+// held, once a second (see writeTouches); session.ErrNotFound if the
+// session is not stored.
 func (db *DB) Touch(ctx context.Context, id string, at time.Time, c session.Client) error {
-	patch, err := json.Marshal(struct {
-		LastRequest time.Time `json:"last_request"`
-		IP          string    `json:"ip"`
-		UserAgent   string    `json:"user_agent"`
-	}{at, c.IP, c.UserAgent})
+	if !db.cache.has(id) { // just read, mostly
+		var one int
+		err := db.pool.QueryRow(ctx, "SELECT 1 FROM sessions WHERE id = $1", id).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return session.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: touch session %s: %w", id, err)
+		}
+	}
+	db.held.Add(id, session.Touch{At: at, Client: c})
+	return nil
+}
+
+// writeTouches writes the touches held in one statement, on connections
+// that commit without waiting for the write-ahead log to reach the disk
+// (synchronous_commit off): a crash of the database loses at most its
+// last fraction of a second of them, and nothing else. Each is stored
+// only if it is later than the request stored, and notified with the
+// version it was stored at, for every DB's cache. Its rows are locked in
+// id order, and it gives up waiting for a lock after a tenth of a second
+// (the touches are written with the next batch): a save never waits
+// long on touches, nor fails by a deadlock with them.
+func (db *DB) writeTouches(held map[string]session.Touch) error {
+	type stored struct {
+		at    time.Time // as a read of the session decodes it
+		c     session.Client
+		noted bool
+	}
+	ids := make([]string, 0, len(held))
+	ats := make([]time.Time, 0, len(held))
+	patches := make([]string, 0, len(held))
+	notes := make([]string, 0, len(held))
+	kept := make(map[string]stored, len(held))
+	for id, t := range held {
+		patch, err := json.Marshal(struct {
+			LastRequest time.Time `json:"last_request"`
+			IP          string    `json:"ip"`
+			UserAgent   string    `json:"user_agent"`
+		}{t.At, t.Client.IP, t.Client.UserAgent})
+		if err != nil {
+			return fmt.Errorf("postgres: encode touch: %w", err)
+		}
+		at, err := time.Parse(time.RFC3339Nano, t.At.Format(time.RFC3339Nano))
+		if err != nil {
+			return fmt.Errorf("postgres: encode touch: %w", err)
+		}
+		tn := touchNote{ID: id}
+		if len(id)+len(t.Client.IP)+len(t.Client.UserAgent) <= maxTouchNote {
+			tn.At, tn.IP, tn.UserAgent = &at, t.Client.IP, t.Client.UserAgent
+		}
+		note, err := json.Marshal(tn)
+		if err != nil {
+			return fmt.Errorf("postgres: encode touch: %w", err)
+		}
+		ids, ats, patches, notes = append(ids, id), append(ats, t.At), append(patches, string(patch)), append(notes, string(note))
+		kept[id] = stored{at: at, c: t.Client, noted: tn.At != nil}
+	}
+	ctx := context.Background()
+	var versions map[string]int
+	err := pgx.BeginFunc(ctx, db.touches, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '100ms'"); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `WITH t AS (
+				SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) AS t(id, at, patch, note)),
+			l AS (SELECT id FROM sessions WHERE id IN (SELECT id FROM t) ORDER BY id FOR UPDATE),
+			u AS (UPDATE sessions s SET last_request = t.at, data = (s.data::jsonb || t.patch::jsonb)::json
+				FROM t WHERE s.id = t.id AND s.id IN (SELECT id FROM l) AND (s.last_request IS NULL OR s.last_request < t.at)
+				RETURNING s.id, s.version, t.note)
+			SELECT id, version, 't ' || version || ' ' || note FROM u`, ids, ats, patches, notes)
+		if err != nil {
+			return err
+		}
+		versions = make(map[string]int)
+		var payloads []string
+		for rows.Next() {
+			var id, payload string
+			var version int
+			if err := rows.Scan(&id, &version, &payload); err != nil {
+				return err
+			}
+			versions[id] = version
+			payloads = append(payloads, payload)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(payloads) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", sessionChannel, payloads)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("postgres: encode touch: %w", err)
+		return fmt.Errorf("postgres: write touches: %w", err)
 	}
-	// at as a read of the session decodes it.
-	stored, err := time.Parse(time.RFC3339Nano, at.Format(time.RFC3339Nano))
-	if err != nil {
-		return fmt.Errorf("postgres: encode touch: %w", err)
-	}
-	tn := touchNote{ID: id}
-	if len(id)+len(c.IP)+len(c.UserAgent) <= maxTouchNote {
-		tn.At, tn.IP, tn.UserAgent = &stored, c.IP, c.UserAgent
-	}
-	note, err := json.Marshal(tn)
-	if err != nil {
-		return fmt.Errorf("postgres: encode touch: %w", err)
-	}
-	var version int
-	err = db.touches.QueryRow(ctx, `WITH u AS (UPDATE sessions SET last_request = $2, data = (data::jsonb || $3::jsonb)::json
-			WHERE id = $1 AND (last_request IS NULL OR last_request < $2) RETURNING version),
-		n AS (SELECT pg_notify($4, 't ' || u.version || ' ' || $5::text) FROM u)
-		SELECT u.version FROM u, n`, id, at, patch, sessionChannel, string(note)).Scan(&version)
-	if err == nil {
-		if tn.At != nil {
-			db.cache.touch(id, version, stored, c.IP, c.UserAgent)
+	for id, version := range versions {
+		if k := kept[id]; k.noted {
+			db.cache.touch(id, version, k.at, k.c.IP, k.c.UserAgent)
 		} else {
 			db.cache.forget(id)
 		}
-		return nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("postgres: touch session %s: %w", id, err)
-	}
-	var one int
-	err = db.pool.QueryRow(ctx, "SELECT 1 FROM sessions WHERE id = $1", id).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return session.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: touch session %s: %w", id, err)
 	}
 	return nil
 }
+
+// FlushTouches writes the touches held now, as the writer does every
+// second.
+func (db *DB) FlushTouches() error { return db.held.Flush() }
 
 // maxTouchNote bounds the id, ip and user agent a touch's notification
 // carries (JSON may escape them to six times their size); a larger touch
