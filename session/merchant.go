@@ -414,7 +414,8 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (*Mercha
 type authCache struct {
 	mu     sync.RWMutex
 	tokens map[[32]byte]cachedToken
-	forgot uint64 // how many times forget ran
+	names  map[string]string // merchant id → name, for the hosted page
+	forgot uint64            // how many times forget ran
 }
 
 type cachedToken struct {
@@ -461,11 +462,41 @@ func (c *authCache) remember(hash []byte, m *Merchant, expires time.Time, epoch 
 	c.tokens[[32]byte(hash)] = cachedToken{m, expires}
 }
 
-// forget drops every remembered token of the merchant with the id.
+// name returns the remembered name of the merchant with the id.
+func (c *authCache) name(merchantID string) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n, ok := c.names[merchantID]
+	return n, ok
+}
+
+// rememberName keeps the name of a merchant read after epoch, unless
+// something was forgotten meanwhile.
+func (c *authCache) rememberName(merchantID, name string, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.forgot {
+		return
+	}
+	if c.names == nil {
+		c.names = map[string]string{}
+	}
+	if len(c.names) >= authCacheSize {
+		for id := range c.names { // map order is random
+			delete(c.names, id)
+			break
+		}
+	}
+	c.names[merchantID] = name
+}
+
+// forget drops every remembered token and the name of the merchant with
+// the id.
 func (c *authCache) forget(merchantID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.forgot++
+	delete(c.names, merchantID)
 	for h, t := range c.tokens {
 		if t.m.ID == merchantID {
 			delete(c.tokens, h)

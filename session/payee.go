@@ -28,12 +28,19 @@ func (s *Service) HostedPage(ctx context.Context, sess *Session) (HostedPage, er
 	return p, nil
 }
 
-// MerchantName returns the name of the merchant with id.
+// MerchantName returns the name of the merchant with id, remembered until
+// the merchant is changed (or ForgetMerchant says another process changed
+// it).
 func (s *Service) MerchantName(ctx context.Context, id string) (string, error) {
+	if name, ok := s.auth.name(id); ok {
+		return name, nil
+	}
+	epoch := s.auth.epoch()
 	m, err := s.store.Merchant(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("session: merchant %s of a session: %w", id, err)
 	}
+	s.auth.rememberName(id, m.Name, epoch)
 	return m.Name, nil
 }
 

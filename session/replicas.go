@@ -1,7 +1,7 @@
 package session
 
 // ForgetMerchant drops what the Service remembers of the merchant with the
-// id (the access tokens it has checked), because another process sharing
+// id (the access tokens it has checked, its name), because another process sharing
 // the store changed it: its secret rotated, its tokens revoked. "" drops
 // everything remembered, for when such news may have been missed.
 func (s *Service) ForgetMerchant(id string) {
@@ -12,10 +12,10 @@ func (s *Service) ForgetMerchant(id string) {
 	s.auth.forget(id)
 }
 
-// forgetAll drops every remembered token.
+// forgetAll drops every remembered token and name.
 func (c *authCache) forgetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.forgot++
-	c.tokens = nil
+	c.tokens, c.names = nil, nil
 }

@@ -755,3 +755,56 @@ func TestHostedPage(t *testing.T) {
 		t.Errorf("unknown merchant: %v, want ErrNotFound", err)
 	}
 }
+
+// TestMerchantNameRemembered: the hosted page's merchant name is read once
+// and remembered; a change of the merchant through the Service, or
+// ForgetMerchant (another process changed it), makes the next read go to
+// the store.
+func TestMerchantNameRemembered(t *testing.T) {
+	f := mustService(t)
+	ctx := context.Background()
+	name := func() string {
+		t.Helper()
+		n, err := f.svc.MerchantName(ctx, f.m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := name(); n != "shop" {
+		t.Fatalf("name %q, want shop", n)
+	}
+	// Renamed behind the Service's back, as another replica would.
+	rename := func(to string) {
+		t.Helper()
+		m, err := f.db.Merchant(ctx, f.m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Name = to
+		if err := f.db.PutMerchant(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename("shop two")
+	if n := name(); n != "shop" {
+		t.Errorf("name %q right after a change the Service was not told of, want the remembered shop", n)
+	}
+	f.svc.ForgetMerchant(f.m.ID)
+	if n := name(); n != "shop two" {
+		t.Errorf("name %q after ForgetMerchant, want shop two", n)
+	}
+	rename("shop three")
+	f.svc.ForgetMerchant("")
+	if n := name(); n != "shop three" {
+		t.Errorf("name %q after ForgetMerchant(\"\"), want shop three", n)
+	}
+	// A change through the Service forgets the name too.
+	rename("shop four")
+	if err := f.svc.RevokeTokens(ctx, f.m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := name(); n != "shop four" {
+		t.Errorf("name %q after RevokeTokens, want shop four", n)
+	}
+}
