@@ -182,8 +182,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// Close stops the committers, once the saves they have taken are done, and
-// the feed, and closes the pool's connections.
+// Close writes the touches held, stops the committers, once the saves
+// they have taken are done, and the feed, and closes the pool's
+// connections.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.held.Stop()
