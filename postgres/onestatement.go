@@ -35,6 +35,41 @@ func (e *encodedChange) oneStatement() bool {
 // nothing, as apply's separate first statement ensured, and no other
 // save of the session in the same transaction can be mistaken for it.
 func (e *encodedChange) applyOne(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
+	q, args, err := e.oneQuery(origin)
+	if err != nil {
+		return 0, err
+	}
+	var r oneResult
+	if err := tx.QueryRow(ctx, q, args...).Scan(&r.wrote, &r.logged); err != nil {
+		return 0, fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
+	}
+	return e.oneOutcome(ctx, tx, r)
+}
+
+// oneResult is what applyOne's statement answers: whether the session
+// was written, and the feed's seq of the change if it was logged.
+type oneResult struct {
+	wrote  bool
+	logged *int64
+}
+
+// oneOutcome turns the answer of the change's statement into applyOne's:
+// a refused write is told apart as missing or conflicting.
+func (e *encodedChange) oneOutcome(ctx context.Context, tx pgx.Tx, r oneResult) (int64, error) {
+	if !r.wrote {
+		if e.c.Session.Version == 1 {
+			return 0, session.ErrVersionConflict
+		}
+		return 0, missingOrConflict(ctx, tx, "SELECT 1 FROM sessions WHERE id = $1", e.c.Session.ID)
+	}
+	if r.logged == nil {
+		return 0, nil
+	}
+	return *r.logged, nil
+}
+
+// oneQuery builds applyOne's statement and its arguments.
+func (e *encodedChange) oneQuery(origin string) (string, []any, error) {
 	s := e.c.Session
 	var expires any
 	if !s.State.Final() {
@@ -79,7 +114,7 @@ func (e *encodedChange) applyOne(ctx context.Context, tx pgx.Tx, origin string) 
 	if origin != "" {
 		feed, err := e.feedData()
 		if err != nil {
-			return 0, err
+			return "", nil, err
 		}
 		inline := ""
 		if len(feed) <= maxPayload {
@@ -92,20 +127,5 @@ func (e *encodedChange) applyOne(ctx context.Context, tx pgx.Tx, origin string) 
 		seq = "(SELECT c.seq FROM c, n)"
 	}
 	q.WriteString(` SELECT EXISTS (SELECT 1 FROM s), ` + seq)
-
-	var wrote bool
-	var logged *int64
-	if err := tx.QueryRow(ctx, q.String(), args...).Scan(&wrote, &logged); err != nil {
-		return 0, fmt.Errorf("postgres: save %s: %w", s.ID, err)
-	}
-	if !wrote {
-		if s.Version == 1 {
-			return 0, session.ErrVersionConflict
-		}
-		return 0, missingOrConflict(ctx, tx, "SELECT 1 FROM sessions WHERE id = $1", s.ID)
-	}
-	if logged == nil {
-		return 0, nil
-	}
-	return *logged, nil
+	return q.String(), args, nil
 }

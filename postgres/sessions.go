@@ -183,17 +183,19 @@ func (db *DB) commitGroup(batch []*saveReq) {
 	for _, r := range batch {
 		r.err, r.w = nil, nil
 	}
+	es := make([]*encodedChange, len(batch))
+	for i, r := range batch {
+		es[i] = r.e
+	}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		for _, r := range batch {
-			seq, err := r.e.applyAlone(ctx, tx, db.origin)
-			var se *session.Error
-			switch {
-			case errors.As(err, &se):
-				r.err = err
-			case err != nil:
-				return err
-			case seq != 0:
-				r.w = db.expect(seq, r.e)
+		seqs, refusals, err := applyAll(ctx, tx, es, db.origin)
+		if err != nil {
+			return err
+		}
+		for i, r := range batch {
+			r.err = refusals[i]
+			if seqs[i] != 0 {
+				r.w = db.expect(seqs[i], r.e)
 			}
 		}
 		return nil
@@ -235,16 +237,14 @@ func (db *DB) SaveBatch(ctx context.Context, cs []*session.Change) []error {
 	var ws []*waiter
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		ws = ws[:0]
+		seqs, refusals, err := applyAll(ctx, tx, es, db.origin)
+		if err != nil {
+			return err
+		}
 		for i, e := range es {
-			seq, err := e.applyAlone(ctx, tx, db.origin)
-			var se *session.Error
-			switch {
-			case errors.As(err, &se):
-				errs[i] = err
-			case err != nil:
-				return err
-			case seq != 0:
-				ws = append(ws, db.expect(seq, e))
+			errs[i] = refusals[i]
+			if seqs[i] != 0 {
+				ws = append(ws, db.expect(seqs[i], e))
 			}
 		}
 		return nil
@@ -366,6 +366,82 @@ func encodeChange(c *session.Change) (*encodedChange, error) {
 		}
 	}
 	return e, nil
+}
+
+// applyAll applies the changes in tx in order, each as applyAlone does,
+// and returns each one's seq in the feed and its refusal by its checks;
+// err is any other failure, after which tx is to be rolled back.
+// Consecutive changes that are one statement each (applyOne) are sent
+// together, in one round trip, instead of a round trip each: the
+// statements run in order as they would one by one, and a refused one
+// writes nothing. A run ends before a second change of one session, so
+// that a refusal's check (missing or conflicting) sees only what the
+// changes before it wrote.
+func applyAll(ctx context.Context, tx pgx.Tx, es []*encodedChange, origin string) (seqs []int64, refusals []error, err error) {
+	seqs = make([]int64, len(es))
+	refusals = make([]error, len(es))
+	outcome := func(i int, seq int64, err error) error {
+		var se *session.Error
+		switch {
+		case errors.As(err, &se):
+			refusals[i] = err
+		case err != nil:
+			return err
+		default:
+			seqs[i] = seq
+		}
+		return nil
+	}
+	for i := 0; i < len(es); {
+		j := i
+		ids := make(map[string]bool)
+		for j < len(es) && es[j].oneStatement() && !ids[es[j].c.Session.ID] {
+			ids[es[j].c.Session.ID] = true
+			j++
+		}
+		if j-i < 2 {
+			seq, err := es[i].applyAlone(ctx, tx, origin)
+			if err := outcome(i, seq, err); err != nil {
+				return nil, nil, err
+			}
+			i++
+			continue
+		}
+		results, err := sendOnes(ctx, tx, es[i:j], origin)
+		if err != nil {
+			return nil, nil, err
+		}
+		for k, r := range results {
+			seq, err := es[i+k].oneOutcome(ctx, tx, r)
+			if err := outcome(i+k, seq, err); err != nil {
+				return nil, nil, err
+			}
+		}
+		i = j
+	}
+	return seqs, refusals, nil
+}
+
+// sendOnes runs the statements of changes that are one statement each in
+// one batch, and returns what each answered.
+func sendOnes(ctx context.Context, tx pgx.Tx, es []*encodedChange, origin string) ([]oneResult, error) {
+	b := &pgx.Batch{}
+	for _, e := range es {
+		q, args, err := e.oneQuery(origin)
+		if err != nil {
+			return nil, err
+		}
+		b.Queue(q, args...)
+	}
+	res := tx.SendBatch(ctx, b)
+	results := make([]oneResult, len(es))
+	for k, e := range es {
+		if err := res.QueryRow().Scan(&results[k].wrote, &results[k].logged); err != nil {
+			res.Close()
+			return nil, fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
+		}
+	}
+	return results, res.Close()
 }
 
 // applyAlone applies the change so that, when its checks refuse it,

@@ -293,14 +293,15 @@ func testSaveBatch(t *testing.T, f *fixture) {
 	d := NewDelivery(a, "http://a.example/cb", T0)
 	errs := f.db.SaveBatch(ctx(), []*session.Change{
 		{Session: a, Deliveries: []*session.Delivery{d}},
-		{Session: b}, // taken
+		{Session: b},                      // taken
+		{Session: next(NewSession(ID()))}, // a move of a session never stored
 		{Session: c},
 		{Session: next(c)}, // sees the one before it
 		{Session: next(c)}, // and so conflicts with it
 	})
-	want := []error{nil, session.ErrVersionConflict, nil, nil, session.ErrVersionConflict}
+	want := []error{nil, session.ErrVersionConflict, session.ErrNotFound, nil, nil, session.ErrVersionConflict}
 	if len(errs) != len(want) {
-		t.Fatalf("SaveBatch returned %d results for 5 changes", len(errs))
+		t.Fatalf("SaveBatch returned %d results for %d changes", len(errs), len(want))
 	}
 	for i := range want {
 		if !errors.Is(errs[i], want[i]) {
