@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,11 +12,12 @@ import (
 )
 
 // oneStatement reports whether the change can be written by applyOne: a
-// session write with deliveries, timers and the feed's row, and nothing
-// with a second check of its own (a transaction, an account).
+// session write with deliveries, timers and the feed's row, and, for a
+// move of a stored session, the transaction it creates or moves on; not
+// an account, whose check is of its own.
 func (e *encodedChange) oneStatement() bool {
 	c := e.c
-	if c.Session == nil || c.Transaction != nil || c.Account != nil {
+	if c.Session == nil || c.Account != nil || c.Transaction != nil && c.Session.Version == 1 {
 		return false
 	}
 	keys := make(map[string]bool, len(c.Timers))
@@ -34,33 +36,60 @@ func (e *encodedChange) oneStatement() bool {
 // notification are each conditional on. A refused write thus writes
 // nothing, as apply's separate first statement ensured, and no other
 // save of the session in the same transaction can be mistaken for it.
+// A change with a transaction checks it first (the state it moves from,
+// its row locked, or that a new one's id is free) and writes the session
+// only if the check holds, and the transaction only if the session was
+// written: a refusal of either writes neither.
 func (e *encodedChange) applyOne(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
 	q, args, err := e.oneQuery(origin)
 	if err != nil {
 		return 0, err
 	}
 	var r oneResult
-	if err := tx.QueryRow(ctx, q, args...).Scan(&r.wrote, &r.logged); err != nil {
+	if err := tx.QueryRow(ctx, q, args...).Scan(&r.wrote, &r.logged, &r.txWrote); err != nil {
 		return 0, fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
 	}
 	return e.oneOutcome(ctx, tx, r)
 }
 
 // oneResult is what applyOne's statement answers: whether the session
-// was written, and the feed's seq of the change if it was logged.
+// was written, the feed's seq of the change if it was logged, and whether
+// its transaction, if it has one, was written.
 type oneResult struct {
-	wrote  bool
-	logged *int64
+	wrote   bool
+	logged  *int64
+	txWrote bool
 }
 
 // oneOutcome turns the answer of the change's statement into applyOne's:
-// a refused write is told apart as missing or conflicting.
+// a refused write is told apart as missing or conflicting, the session's
+// refusal before its transaction's, as apply tells them.
 func (e *encodedChange) oneOutcome(ctx context.Context, tx pgx.Tx, r oneResult) (int64, error) {
+	s, t := e.c.Session, e.c.Transaction
 	if !r.wrote {
-		if e.c.Session.Version == 1 {
+		if s.Version == 1 {
 			return 0, session.ErrVersionConflict
 		}
-		return 0, missingOrConflict(ctx, tx, "SELECT 1 FROM sessions WHERE id = $1", e.c.Session.ID)
+		if t == nil {
+			return 0, missingOrConflict(ctx, tx, "SELECT 1 FROM sessions WHERE id = $1", s.ID)
+		}
+		var version int
+		err := tx.QueryRow(ctx, "SELECT version FROM sessions WHERE id = $1", s.ID).Scan(&version)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return 0, session.ErrNotFound
+		case err != nil:
+			return 0, fmt.Errorf("postgres: check session %s: %w", s.ID, err)
+		case version != s.Version-1:
+			return 0, session.ErrVersionConflict
+		}
+		return 0, missingOrConflict(ctx, tx, "SELECT 1 FROM transactions WHERE id = $1", t.ID)
+	}
+	if !r.txWrote {
+		// The check let the session be written, and yet the transaction
+		// was not: only a save racing this one could do that. Failing
+		// ends the database transaction, and so keeps neither.
+		return 0, fmt.Errorf("postgres: save %s: transaction %s not written", s.ID, t.ID)
 	}
 	if r.logged == nil {
 		return 0, nil
@@ -91,11 +120,35 @@ func (e *encodedChange) oneQuery(origin string) (string, []any, error) {
 			VALUES (%s, %s, %s, 1, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id)`,
 			id, param(s.MerchantID), param(ref), param(expires), last, data)
 	} else {
+		t, check := e.c.Transaction, ""
+		if t != nil {
+			if e.c.TxFrom != nil {
+				fmt.Fprintf(&q, `WITH tc AS (SELECT id FROM transactions WHERE id = %s::text AND state = %s::integer FOR UPDATE), `,
+					param(t.ID), param(int(*e.c.TxFrom)))
+			} else {
+				fmt.Fprintf(&q, `WITH tc AS (SELECT WHERE NOT EXISTS (SELECT 1 FROM transactions WHERE id = %s::text)), `, param(t.ID))
+			}
+			check = " AND EXISTS (SELECT 1 FROM tc)"
+		} else {
+			q.WriteString("WITH ")
+		}
 		// The save ends any claim on the session.
-		fmt.Fprintf(&q, `WITH s AS (UPDATE sessions SET version = %s, expires = %s, last_request = %s, data = %s,
+		fmt.Fprintf(&q, `s AS (UPDATE sessions SET version = %s, expires = %s, last_request = %s, data = %s,
 			claim_owner = NULL, claim_until = NULL
-			WHERE id = %s AND version = %s RETURNING id)`,
-			param(s.Version), param(expires), last, data, id, param(s.Version-1))
+			WHERE id = %s AND version = %s%s RETURNING id)`,
+			param(s.Version), param(expires), last, data, id, param(s.Version-1), check)
+		switch {
+		case t != nil && e.c.TxFrom != nil:
+			fmt.Fprintf(&q, `, w AS (UPDATE transactions SET state = %s::integer, data = %s::json
+				WHERE id = %s::text AND EXISTS (SELECT 1 FROM s) RETURNING id)`,
+				param(int(t.State)), param(e.tx), param(t.ID))
+		case t != nil:
+			fmt.Fprintf(&q, `, w AS (INSERT INTO transactions (id, session_id, state, merchant_id, merchant_reference, original_transaction_id, amount, data)
+				SELECT %s::text, %s::text, %s::integer, %s::text, %s::text, %s::text, %s::bigint, %s::json FROM s
+				ON CONFLICT (id) DO NOTHING RETURNING id)`,
+				param(t.ID), param(t.SessionID), param(int(t.State)), param(t.MerchantID), param(nullable(t.MerchantReference)),
+				param(nullable(t.OriginalTransactionID)), param(int64(t.Amount)), param(e.tx))
+		}
 	}
 	for i, d := range e.c.Deliveries {
 		fmt.Fprintf(&q, `, d%d AS (INSERT INTO deliveries (webhook_id, session_id, host, next_attempt, created, data)
@@ -126,6 +179,10 @@ func (e *encodedChange) oneQuery(origin string) (string, []any, error) {
 			o, param(feed), o, param(inline))
 		seq = "(SELECT c.seq FROM c, n)"
 	}
-	q.WriteString(` SELECT EXISTS (SELECT 1 FROM s), ` + seq)
+	txWrote := "TRUE"
+	if e.c.Transaction != nil {
+		txWrote = "EXISTS (SELECT 1 FROM w)"
+	}
+	q.WriteString(` SELECT EXISTS (SELECT 1 FROM s), ` + seq + `, ` + txWrote)
 	return q.String(), args, nil
 }

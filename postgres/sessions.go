@@ -436,7 +436,7 @@ func sendOnes(ctx context.Context, tx pgx.Tx, es []*encodedChange, origin string
 	res := tx.SendBatch(ctx, b)
 	results := make([]oneResult, len(es))
 	for k, e := range es {
-		if err := res.QueryRow().Scan(&results[k].wrote, &results[k].logged); err != nil {
+		if err := res.QueryRow().Scan(&results[k].wrote, &results[k].logged, &results[k].txWrote); err != nil {
 			res.Close()
 			return nil, fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
 		}

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Open) {
 		{"SaveVersions", testSaveVersions},
 		{"RefusedSaveWritesNothing", testRefusedSaveWritesNothing},
 		{"SaveTransaction", testSaveTransaction},
+		{"MoveWithTransaction", testMoveWithTransaction},
 		{"SaveBatch", testSaveBatch},
 		{"SaveBatchConcurrent", testSaveBatchConcurrent},
 		{"ByReference", testByReference},
@@ -284,6 +285,78 @@ func testSaveTransaction(t *testing.T, f *fixture) {
 	}
 	if _, err := f.db.Transaction(ctx(), ghost.ID); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Transaction unknown: %v, want not found", err)
+	}
+}
+
+// testMoveWithTransaction: a move of a stored session that creates or
+// moves on its transaction writes both or, refused by either check,
+// neither; the session's refusal is told before the transaction's. The
+// same changes saved together in one batch are told apart each.
+func testMoveWithTransaction(t *testing.T, f *fixture) {
+	newTx := func(s *session.Session, state session.TransactionState) *session.Transaction {
+		return &session.Transaction{ID: ID(), Type: "deposit", SessionID: s.ID, MerchantID: "m1", State: state, Amount: 1000}
+	}
+	created, pending := session.TxCreated, session.TxPending
+	moved := func(tx *session.Transaction, to session.TransactionState) *session.Transaction {
+		c := *tx
+		c.State = to
+		return &c
+	}
+	for _, batch := range []bool{false, true} {
+		a, b, c, d, e := NewSession(ID()), NewSession(ID()), NewSession(ID()), NewSession(ID()), NewSession(ID())
+		taken := newTx(e, created)
+		for _, s := range []*session.Session{a, b, c, d, e} {
+			mustSave(t, f.db, &session.Change{Session: s})
+		}
+		mustSave(t, f.db, &session.Change{Transaction: taken})
+		txB, txC := newTx(b, created), newTx(c, created)
+		mustSave(t, f.db, &session.Change{Transaction: txB})
+		mustSave(t, f.db, &session.Change{Transaction: txC})
+		txA := newTx(a, created)
+		missing := next(NewSession(ID()))
+		changes := []*session.Change{
+			{Session: next(a), Transaction: txA},                                                                   // creates a's transaction
+			{Session: next(b), Transaction: moved(txB, session.TxPending), TxFrom: &created},                       // moves b's on
+			{Session: next(next(c)), Transaction: moved(txC, session.TxPending), TxFrom: &created},                 // c is at version 1: the session's refusal
+			{Session: next(d), Transaction: moved(newTx(d, created), session.TxPending), TxFrom: &created},         // no such transaction
+			{Session: next(e), Transaction: &session.Transaction{ID: taken.ID, SessionID: e.ID, MerchantID: "m1"}}, // the id is taken
+			{Session: missing, Transaction: newTx(missing, created)},                                               // no such session
+			{Session: next(c), Transaction: moved(txC, session.TxFailed), TxFrom: &pending},                        // c's transaction is not pending
+		}
+		want := []error{nil, nil, session.ErrVersionConflict, session.ErrNotFound, session.ErrVersionConflict,
+			session.ErrNotFound, session.ErrVersionConflict}
+		errs := make([]error, len(changes))
+		if batch {
+			errs = f.db.SaveBatch(ctx(), changes)
+		} else {
+			for i, ch := range changes {
+				errs[i] = f.db.Save(ctx(), ch)
+			}
+		}
+		for i := range want {
+			if !errors.Is(errs[i], want[i]) {
+				t.Errorf("batch %v, change %d: %v, want %v", batch, i, errs[i], want[i])
+			}
+		}
+		for _, tt := range []struct {
+			s       *session.Session
+			version int
+		}{{a, 2}, {b, 2}, {c, 1}, {d, 1}, {e, 1}} {
+			if got, err := f.db.Session(ctx(), tt.s.ID); err != nil || got.Version != tt.version {
+				t.Errorf("batch %v: session %s = %+v, %v; want version %d", batch, tt.s.ID, got, err, tt.version)
+			}
+		}
+		for _, tt := range []struct {
+			tx    *session.Transaction
+			state session.TransactionState
+		}{{txA, session.TxCreated}, {txB, session.TxPending}, {txC, session.TxCreated}, {taken, session.TxCreated}} {
+			if got, err := f.db.Transaction(ctx(), tt.tx.ID); err != nil || got.State != tt.state || got.SessionID != tt.tx.SessionID {
+				t.Errorf("batch %v: transaction %s = %+v, %v; want state %v of session %s", batch, tt.tx.ID, got, err, tt.state, tt.tx.SessionID)
+			}
+		}
+		if _, err := f.db.Session(ctx(), missing.ID); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("batch %v: the missing session was stored: %v", batch, err)
+		}
 	}
 }
 
