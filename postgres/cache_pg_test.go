@@ -173,6 +173,24 @@ func TestCacheStaleMoveConflicts(t *testing.T) {
 	}
 }
 
+// TestCacheEarlyRead: an early read answers a cached session while the
+// feed is current, even one the database is ahead of (a notification on
+// its way), and reads the database while the feed is not current.
+func TestCacheEarlyRead(t *testing.T) {
+	a := liveWithSession(t)
+	ctx := context.Background()
+	if _, err := a.pool.Exec(ctx, `UPDATE sessions SET version = 2, data = (data::jsonb || '{"version": 2}')::json WHERE id = 's1'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, early, err := a.SessionEarly(ctx, "s1"); err != nil || got.Version != 1 || !early {
+		t.Errorf("early read with the feed current: %+v, %v, %v; want the cached version 1, early", got, early, err)
+	}
+	a.feed.setCurrent(false)
+	if got, early, err := a.SessionEarly(ctx, "s1"); err != nil || got.Version != 2 || early {
+		t.Errorf("early read with the feed not current: %+v, %v, %v; want the database's version 2, not early", got, early, err)
+	}
+}
+
 // TestCacheAnswersWithoutTheDatabase: while the feed is live, a read of a
 // cached session does not go to the database: a write that bypasses the
 // feed (there is none in sessiond) is not seen until the session is

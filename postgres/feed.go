@@ -246,6 +246,14 @@ func (l *listener) sync(ctx context.Context) bool {
 	}
 }
 
+// live reports whether the listening connection is current: the cache
+// misses only what is still on its way.
+func (l *listener) live() bool {
+	l.bmu.Lock()
+	defer l.bmu.Unlock()
+	return l.current
+}
+
 // setCurrent says whether reads may sync; when they may not, the syncs
 // waiting fail.
 func (l *listener) setCurrent(current bool) {

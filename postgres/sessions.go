@@ -23,6 +23,26 @@ func (db *DB) Session(ctx context.Context, id string) (*session.Session, error) 
 			return s, nil
 		}
 	}
+	return db.readSession(ctx, id, gen)
+}
+
+// SessionEarly returns the session with the id as Session does, but a
+// cached one, while the change feed is current, without waiting for it to
+// sync: it may be behind a change another replica committed moments ago
+// (session.EarlyReader).
+func (db *DB) SessionEarly(ctx context.Context, id string) (*session.Session, bool, error) {
+	s, gen, ok := db.cache.lookup(id)
+	if ok && db.feed != nil && db.feed.live() {
+		db.held.Merge(s)
+		return s, true, nil
+	}
+	s, err := db.readSession(ctx, id, gen)
+	return s, false, err
+}
+
+// readSession reads the session with the id from the database and caches
+// it under gen, the ticket of the cache's lookup.
+func (db *DB) readSession(ctx context.Context, id string, gen uint64) (*session.Session, error) {
 	var raw []byte
 	err := db.pool.QueryRow(ctx, "SELECT data FROM sessions WHERE id = $1", id).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {

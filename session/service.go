@@ -8,6 +8,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -239,11 +240,15 @@ func (s *Service) ByReference(ctx context.Context, m *Merchant, ref string) ([]*
 // SessionOfToken returns the session of an end-user token, without
 // recording the request; ErrNotFound for an unknown or malformed token.
 func (s *Service) SessionOfToken(ctx context.Context, token string) (*Session, error) {
+	return s.sessionOfToken(ctx, token, s.store.Session)
+}
+
+func (s *Service) sessionOfToken(ctx context.Context, token string, read func(context.Context, string) (*Session, error)) (*Session, error) {
 	id, ok := sessionIDOfToken(token)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	sess, err := s.store.Session(ctx, id)
+	sess, err := read(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -302,8 +307,31 @@ type Move struct {
 // Errors: ErrNotFound for an unknown token; CodeInvalid for a bad move
 // request; CodeConflict (InvalidStateTransition, VersionConflict,
 // SessionExpired, ApprovalRequired) when the session's state refuses it.
+//
+// On a store that can read early (EarlyReader), the move is first decided
+// on the session read so, and decided again on a read made with Session
+// if it is refused for any reason: its save is refused unless the session
+// is still at the version read, so an early read that was behind never
+// moves a session, and never refuses a move that Session's read allows.
 func (s *Service) ClientTransition(ctx context.Context, token string, mv Move, c Client) (*Session, error) {
-	sess, err := s.SessionOfToken(ctx, token)
+	if er, ok := s.store.(EarlyReader); ok {
+		wasEarly := false
+		read := func(ctx context.Context, id string) (*Session, error) {
+			sess, early, err := er.SessionEarly(ctx, id)
+			wasEarly = early
+			return sess, err
+		}
+		sess, err := s.clientTransition(ctx, token, mv, c, read)
+		var refused *Error
+		if !wasEarly || !errors.As(err, &refused) {
+			return sess, err
+		}
+	}
+	return s.clientTransition(ctx, token, mv, c, s.store.Session)
+}
+
+func (s *Service) clientTransition(ctx context.Context, token string, mv Move, c Client, read func(context.Context, string) (*Session, error)) (*Session, error) {
+	sess, err := s.sessionOfToken(ctx, token, read)
 	if err != nil {
 		return nil, err
 	}

@@ -808,3 +808,76 @@ func TestMerchantNameRemembered(t *testing.T) {
 		t.Errorf("name %q after RevokeTokens, want shop four", n)
 	}
 }
+
+// laggingStore is the real store with an early read that answers, for
+// one session, a copy taken earlier: a replica whose change feed is
+// behind (session.EarlyReader), an injected fault.
+type laggingStore struct {
+	*countingStore
+	mu    sync.Mutex
+	stale map[string]*session.Session
+	early int
+}
+
+func (s *laggingStore) SessionEarly(ctx context.Context, id string) (*session.Session, bool, error) {
+	s.mu.Lock()
+	s.early++
+	old := s.stale[id]
+	s.mu.Unlock()
+	if old != nil {
+		c := *old
+		return &c, true, nil
+	}
+	sess, err := s.countingStore.Session(ctx, id) // counted
+	return sess, false, err
+}
+
+// TestMoveOnEarlyRead: a move is decided first on the store's early read
+// and, when that refuses it, again on Session's: an early read that is
+// behind neither moves the session from the state it had then nor
+// refuses a move the stored state allows.
+func TestMoveOnEarlyRead(t *testing.T) {
+	f := mustService(t)
+	lag := &laggingStore{countingStore: f.db, stale: map[string]*session.Session{}}
+	f.svc = session.NewService(lag, argon2.IDKey)
+	f.svc.Now = f.clock.Now
+	ctx := context.Background()
+	client := session.Client{IP: "203.0.113.7"}
+
+	// Answers that are not early: a move is decided on them alone,
+	// allowed or refused.
+	s, token := f.create(t, session.TypeDeposit, deposit())
+	f.db.reads = 0
+	f.move(t, token, session.Move{State: session.StateAuthenticationStarted})
+	if _, err := f.svc.ClientTransition(ctx, token, session.Move{State: session.StateCompleted}, client); errName(err) != "InvalidStateTransition/" {
+		t.Errorf("a move the state refuses: %v, want InvalidStateTransition", err)
+	}
+	if lag.early != 2 || f.db.reads != 2 {
+		t.Errorf("two moves on answers that are not early: %d early reads and %d of Session, want 2 and 2 (the early reads')", lag.early, f.db.reads)
+	}
+
+	// Behind: the early read says STATE_AUTHENTICATION_STARTED at version 2.
+	// A move that state allows but the stored one does not is refused by
+	// the save, and then decided again on the stored state.
+	behind, err := f.db.Session(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag.stale[s.ID] = behind
+	f.move(t, token, session.Move{State: session.StateAuthenticationCompleted})
+	if _, err := f.svc.ClientTransition(ctx, token, session.Move{State: session.StateAuthenticationCompleted}, client); errName(err) != "InvalidStateTransition/" {
+		t.Errorf("a move from the early read's state, stored one state on: %v, want InvalidStateTransition", err)
+	}
+	if got, err := f.db.Session(ctx, s.ID); err != nil || got.Version != 3 || got.State != session.StateAuthenticationCompleted {
+		t.Errorf("stored after the refused move: %+v, %v; want version 3 at STATE_AUTHENTICATION_COMPLETED", got, err)
+	}
+
+	// A move the early read's state refuses but the stored one allows.
+	next, err := f.svc.ClientTransition(ctx, token, session.Move{State: session.StateBankAccountSelectionStarted}, client)
+	if err != nil {
+		t.Fatalf("a move the stored state allows, on an early read behind it: %v", err)
+	}
+	if next.Version != 4 || next.State != session.StateBankAccountSelectionStarted {
+		t.Errorf("moved to %v at version %d, want STATE_BANK_ACCOUNT_SELECTION_STARTED at 4", next.State, next.Version)
+	}
+}

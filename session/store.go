@@ -10,6 +10,17 @@ import (
 	"time"
 )
 
+// EarlyReader is a Store that can answer a session without first making
+// sure it has seen every change committed elsewhere (PostgreSQL's
+// replicas wait for their change feed to catch up). SessionEarly answers
+// as Session does, but with early true it may answer a session behind
+// the stored one, never ahead of it. Only a caller whose write is refused
+// unless the session is still at the version read, and who reads again
+// with Session after any refusal decided on an early answer, may use it.
+type EarlyReader interface {
+	SessionEarly(ctx context.Context, id string) (s *Session, early bool, err error)
+}
+
 // Store keeps sessions, merchants, tokens, transactions, callback
 // deliveries and timers. It is the contract every backend meets (bbolt in
 // store/, PostgreSQL in postgres/), checked by the shared suite in
