@@ -785,7 +785,8 @@ type backend interface {
 func (m *Main) openDB(ctx context.Context, met *metrics.Metrics, feed *session.Feed, svc *atomic.Pointer[session.Service]) (backend, error) {
 	c := &m.cfg
 	if !postgres.IsURL(c.DB) {
-		db, err := store.Open(c.DB, store.Options{LockTimeout: c.LockTimeout, OnCommit: met.ObserveCommit, Feed: feed})
+		db, err := store.Open(c.DB, store.Options{LockTimeout: c.LockTimeout, OnCommit: met.ObserveCommit, Feed: feed,
+			OnError: func(err error) { m.log.Warn().Err(err).Msg("store") }})
 		if err != nil {
 			return nil, err // not a nil *store.DB in a non-nil backend
 		}

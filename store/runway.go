@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"os"
 )
 
@@ -23,10 +24,11 @@ import (
 // it was told. Should a commit outrun the runway, bbolt grows the file as
 // it always has.
 type runway struct {
-	f     *os.File // the data file, apart from bbolt's handle; nil: stopped
-	end   int64    // the file's size, as last made or seen here
-	grown int64    // bytes of zeros written, for tests
-	zeros []byte
+	f       *os.File // the data file, apart from bbolt's handle; nil: stopped
+	end     int64    // the file's size, as last made or seen here
+	grown   int64    // bytes of zeros written, for tests
+	zeros   []byte
+	onError func(error) // told why the runway stopped; may be nil
 }
 
 const (
@@ -35,18 +37,23 @@ const (
 )
 
 // openRunway opens the data file at path for the runway; a file it cannot
-// open gets none, and bbolt grows it as it would.
-func openRunway(path string) *runway {
+// open gets none, and bbolt grows it as it would. onError, if set, is told
+// why the runway did not start or stopped.
+func openRunway(path string, onError func(error)) *runway {
+	r := &runway{onError: onError}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return &runway{}
+		r.fail(err)
+		return r
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return &runway{}
+		r.fail(err)
+		return r
 	}
-	return &runway{f: f, end: st.Size()}
+	r.f, r.end = f, st.Size()
+	return r
 }
 
 // ahead is the room to keep past a high-water mark of high bytes: an
@@ -71,7 +78,7 @@ func (r *runway) keep(high int64) {
 	}
 	st, err := r.f.Stat() // bbolt may have grown the file since
 	if err != nil {
-		r.stop()
+		r.fail(err)
 		return
 	}
 	r.end = st.Size()
@@ -83,15 +90,23 @@ func (r *runway) keep(high int64) {
 		r.zeros = make([]byte, runwayMax)
 	}
 	if _, err := r.f.WriteAt(r.zeros[:n], r.end); err != nil {
-		r.stop()
+		r.fail(err)
 		return
 	}
 	if err := r.f.Sync(); err != nil {
-		r.stop()
+		r.fail(err)
 		return
 	}
 	r.end += n
 	r.grown += n
+}
+
+// fail stops the runway for err and says so.
+func (r *runway) fail(err error) {
+	r.stop()
+	if r.onError != nil {
+		r.onError(fmt.Errorf("store: zeroed room past the data stopped (bbolt grows the file itself from now on; writes are unaffected): %w", err))
+	}
 }
 
 func (r *runway) stop() {

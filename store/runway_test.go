@@ -110,7 +110,7 @@ func TestRunwayWritesOnlyPastTheEnd(t *testing.T) {
 	if err := os.WriteFile(path, pages, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := openRunway(path)
+	r := openRunway(path, nil)
 	defer r.stop()
 
 	r.keep(0) // a mark well short of the end: room enough, nothing to do
@@ -159,12 +159,16 @@ func TestRunwayStopsOnFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runway{f: f, end: int64(len(pages))}
+	var told []error
+	r := &runway{f: f, end: int64(len(pages)), onError: func(err error) { told = append(told, err) }}
 	r.keep(int64(len(pages)))
 	if r.f != nil {
 		t.Error("the runway goes on after a failed write")
 	}
 	r.keep(int64(len(pages))) // stopped: a no-op
+	if len(told) != 1 || !strings.Contains(told[0].Error(), "bbolt grows the file itself") {
+		t.Errorf("told of the failure: %v, want one error saying bbolt grows the file", told)
+	}
 	if got := fileOf(t, path); !bytes.Equal(got, pages) {
 		t.Errorf("a failed runway changed the file: %d bytes", len(got))
 	}

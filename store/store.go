@@ -74,6 +74,9 @@ type Options struct {
 	OnCommit func(writes int)
 	// TouchInterval is how often touches are written; 0 means 1s.
 	TouchInterval time.Duration
+	// OnError, if set, is told of failures of work no writer waits for:
+	// the zeroed room kept past the data (see runway), should it stop.
+	OnError func(error)
 }
 
 // DB is sessiond's database. Open it with Open; call Close when finished.
@@ -178,7 +181,7 @@ func Open(path string, opts Options) (*DB, error) {
 
 		sessions:  newSessionCache(),
 		merchants: newMerchantCache(),
-		runway:    openRunway(path),
+		runway:    openRunway(path, opts.OnError),
 	}
 	var n int64
 	if err := db.view(func(tx *bolt.Tx) error {
