@@ -466,10 +466,11 @@ func sendOnes(ctx context.Context, tx pgx.Tx, es []*encodedChange, origin string
 
 // applyAlone applies the change so that, when its checks refuse it,
 // nothing of it stays in tx: a change with two checks (a session's version
-// and its transaction's state, or that its transaction is new) runs in a
-// savepoint, since the second can fail after the first has written.
+// and its transaction's state, or that its transaction is new) that is not
+// one statement runs in a savepoint, since the second can fail after the
+// first has written.
 func (e *encodedChange) applyAlone(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
-	if e.c.Session == nil || e.c.Transaction == nil {
+	if e.c.Session == nil || e.c.Transaction == nil || e.oneStatement() {
 		return e.apply(ctx, tx, origin)
 	}
 	var seq int64
