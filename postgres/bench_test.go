@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 	"sync"
 	"testing"
@@ -134,4 +135,36 @@ func openBenchReplica(b *testing.B, url string, p session.Publisher) *DB {
 	}
 	b.Cleanup(func() { db.Close() })
 	return db
+}
+
+// BenchmarkFeedData encodes a move's change as logged and notified: by
+// hand, as saves do, and with json.Marshal of its feedChange, as they did.
+func BenchmarkFeedData(b *testing.B) {
+	s := newSession("01955555-0000-7000-8000-000000000001", 3)
+	from := session.TxCreated
+	c := &session.Change{Session: s, TxFrom: &from,
+		Transaction: &session.Transaction{ID: "tx1", SessionID: s.ID, State: from + 1},
+		Deliveries:  []*session.Delivery{{WebhookID: "w1", SessionID: s.ID, URL: "http://127.0.0.1:1/cb"}}}
+	e, err := encodeChange(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("by-hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			e.feedData()
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			fc := feedChange{Session: e.session, Transaction: e.tx, TxFrom: c.TxFrom, Moved: c.Moved}
+			for _, d := range e.deliveries {
+				fc.Deliveries = append(fc.Deliveries, d)
+			}
+			if _, err := json.Marshal(fc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -196,5 +197,50 @@ func TestMerchantChangesReachReplicas(t *testing.T) {
 	defer mu.Unlock()
 	if fmt.Sprint(told) != "[m1 m1]" {
 		t.Errorf("A was told %q, want m1 for the update and m1 for the revocation", told)
+	}
+}
+
+// TestFeedDataIsFeedChangesJSON: the change as logged, put together by
+// hand, is byte for byte what json.Marshal makes of its feedChange, and
+// decodes to the change, for changes with and without each member.
+func TestFeedDataIsFeedChangesJSON(t *testing.T) {
+	s := newSession("01955555-0000-7000-8000-000000000001", 2)
+	s.Params.MerchantReference = `<order & "1">` // escaped by json.Marshal
+	from, to := session.TxCreated, session.TxCreated+1
+	tx := &session.Transaction{ID: "tx1", SessionID: s.ID, State: to}
+	d1 := &session.Delivery{WebhookID: "w1", SessionID: s.ID}
+	d2 := &session.Delivery{WebhookID: "w2", SessionID: s.ID}
+	for name, c := range map[string]*session.Change{
+		"session":                     {Session: s},
+		"moved session":               {Session: s, Moved: true},
+		"session, move of its tx":     {Session: s, Transaction: tx, TxFrom: &from, Deliveries: []*session.Delivery{d1, d2}},
+		"transaction alone":           {Transaction: tx},
+		"session with one delivery":   {Session: s, Deliveries: []*session.Delivery{d1}},
+		"transaction moved, no other": {Transaction: tx, TxFrom: &from, Moved: true},
+	} {
+		e, err := encodeChange(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc := feedChange{Session: e.session, Transaction: e.tx, TxFrom: c.TxFrom, Moved: c.Moved}
+		for _, d := range e.deliveries {
+			fc.Deliveries = append(fc.Deliveries, d)
+		}
+		want, err := json.Marshal(fc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.feedData()
+		if string(got) != string(want) {
+			t.Errorf("%s: feedData\n%s\nwant\n%s", name, got, want)
+		}
+		back, raw, err := decodeFeedChange(got)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(raw) != string(e.session) || len(back.Deliveries) != len(c.Deliveries) || back.Moved != c.Moved ||
+			(c.TxFrom == nil) != (back.TxFrom == nil) || (back.Transaction == nil) != (c.Transaction == nil) {
+			t.Errorf("%s: decoded %+v, want %+v", name, back, c)
+		}
 	}
 }

@@ -41,10 +41,7 @@ func (e *encodedChange) oneStatement() bool {
 // only if the check holds, and the transaction only if the session was
 // written: a refusal of either writes neither.
 func (e *encodedChange) applyOne(ctx context.Context, tx pgx.Tx, origin string) (int64, error) {
-	q, args, err := e.oneQuery(origin)
-	if err != nil {
-		return 0, err
-	}
+	q, args := e.oneQuery(origin)
 	var r oneResult
 	if err := tx.QueryRow(ctx, q, args...).Scan(&r.wrote, &r.logged, &r.txWrote); err != nil {
 		return 0, fmt.Errorf("postgres: save %s: %w", e.c.Session.ID, err)
@@ -98,7 +95,7 @@ func (e *encodedChange) oneOutcome(ctx context.Context, tx pgx.Tx, r oneResult) 
 }
 
 // oneQuery builds applyOne's statement and its arguments.
-func (e *encodedChange) oneQuery(origin string) (string, []any, error) {
+func (e *encodedChange) oneQuery(origin string) (string, []any) {
 	s := e.c.Session
 	var expires any
 	if !s.State.Final() {
@@ -165,10 +162,7 @@ func (e *encodedChange) oneQuery(origin string) (string, []any, error) {
 	}
 	seq := "NULL::bigint"
 	if origin != "" {
-		feed, err := e.feedData()
-		if err != nil {
-			return "", nil, err
-		}
+		feed := e.feedData()
 		inline := ""
 		if len(feed) <= maxPayload {
 			inline = string(feed)
@@ -184,5 +178,5 @@ func (e *encodedChange) oneQuery(origin string) (string, []any, error) {
 		txWrote = "EXISTS (SELECT 1 FROM w)"
 	}
 	q.WriteString(` SELECT EXISTS (SELECT 1 FROM s), ` + seq + `, ` + txWrote)
-	return q.String(), args, nil
+	return q.String(), args
 }

@@ -447,10 +447,7 @@ func applyAll(ctx context.Context, tx pgx.Tx, es []*encodedChange, origin string
 func sendOnes(ctx context.Context, tx pgx.Tx, es []*encodedChange, origin string) ([]oneResult, error) {
 	b := &pgx.Batch{}
 	for _, e := range es {
-		q, args, err := e.oneQuery(origin)
-		if err != nil {
-			return nil, err
-		}
+		q, args := e.oneQuery(origin)
 		b.Queue(q, args...)
 	}
 	res := tx.SendBatch(ctx, b)
@@ -549,11 +546,7 @@ func (e *encodedChange) apply(ctx context.Context, tx pgx.Tx, origin string) (in
 		}
 	}
 	if origin != "" {
-		data, err := e.feedData()
-		if err != nil {
-			return 0, err
-		}
-		queueFeed(b, origin, data)
+		queueFeed(b, origin, e.feedData())
 	}
 	if b.Len() == 0 {
 		return 0, nil
