@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"sort"
 	"sync"
 	"testing"
@@ -158,13 +157,7 @@ func BenchmarkFeedData(b *testing.B) {
 	b.Run("json.Marshal", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			fc := feedChange{Session: e.session, Transaction: e.tx, TxFrom: c.TxFrom, Moved: c.Moved}
-			for _, d := range e.deliveries {
-				fc.Deliveries = append(fc.Deliveries, d)
-			}
-			if _, err := json.Marshal(fc); err != nil {
-				b.Fatal(err)
-			}
+			marshalFeedChange(b, e)
 		}
 	})
 }

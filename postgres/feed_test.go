@@ -222,14 +222,7 @@ func TestFeedDataIsFeedChangesJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fc := feedChange{Session: e.session, Transaction: e.tx, TxFrom: c.TxFrom, Moved: c.Moved}
-		for _, d := range e.deliveries {
-			fc.Deliveries = append(fc.Deliveries, d)
-		}
-		want, err := json.Marshal(fc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want := marshalFeedChange(t, e)
 		got := e.feedData()
 		if string(got) != string(want) {
 			t.Errorf("%s: feedData\n%s\nwant\n%s", name, got, want)
@@ -243,4 +236,18 @@ func TestFeedDataIsFeedChangesJSON(t *testing.T) {
 			t.Errorf("%s: decoded %+v, want %+v", name, back, c)
 		}
 	}
+}
+
+// marshalFeedChange encodes e's change as feedData did before it was put
+// together by hand: json.Marshal of its feedChange.
+func marshalFeedChange(tb testing.TB, e *encodedChange) []byte {
+	fc := feedChange{Session: e.session, Transaction: e.tx, TxFrom: e.c.TxFrom, Moved: e.c.Moved}
+	for _, d := range e.deliveries {
+		fc.Deliveries = append(fc.Deliveries, d)
+	}
+	b, err := json.Marshal(fc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }
