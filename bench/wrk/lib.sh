@@ -72,3 +72,11 @@ wrk_run() {
 		/ran out of sessions/ { errs += 1 }
 		END { printf "%.0f %.2f %d\n", rps, p99, errs }'
 }
+
+# median_awk defines median(a, k) for awk programs: the median of a[1..k],
+# which it sorts in place.
+median_awk='
+	function median(a, k,    i, j, t) {
+		for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+	}'
