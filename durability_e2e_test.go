@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -84,12 +85,26 @@ func checkAll(t *testing.T, url, bearer string, ids []string) {
 // create sessions, restarts it, and finds every session whose create was
 // answered. SESSIOND_KILL_ROUNDS sets how many kills (default 1).
 func TestKillUnderLoad(t *testing.T) {
+	t.Run("fsync", func(t *testing.T) { killUnderLoad(t) })
+	// Without fsync an answered write is in the kernel's cache, which
+	// outlives the process: a kill loses nothing (a power cut would).
+	t.Run("unsafe-no-fsync", func(t *testing.T) {
+		p := killUnderLoad(t, "--unsafe-no-fsync")
+		if logs := p.drain(); !strings.Contains(logs, "--unsafe-no-fsync: commits are not fsync'd") {
+			t.Errorf("no warning that commits are not fsync'd in the log:\n%s", logs)
+		}
+	})
+}
+
+// killUnderLoad is TestKillUnderLoad with the server's extra args; it
+// returns the server it started last, still running.
+func killUnderLoad(t *testing.T, extra ...string) *proc {
 	rounds := 1
 	if v, err := strconv.Atoi(os.Getenv("SESSIOND_KILL_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
 	db := filepath.Join(t.TempDir(), "sessiond.db")
-	args := []string{"--db", db, "--merchant", "pk_k:sk_k"}
+	args := append([]string{"--db", db, "--merchant", "pk_k:sk_k"}, extra...)
 	var acked []string
 	for round := range rounds {
 		p := startServer(t, args...)
@@ -110,6 +125,7 @@ func TestKillUnderLoad(t *testing.T) {
 	p := startServer(t, args...)
 	checkAll(t, p.url, authorize(t, p.url, "pk_k", "sk_k"), acked)
 	t.Logf("%d acknowledged sessions over %d kills, all found", len(acked), rounds)
+	return p
 }
 
 // TestTermUnderLoad sends SIGTERM while 32 connections create sessions and

@@ -92,6 +92,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--log-format", "xml"}, nil, "--log-format xml: want json or console"},
 		{[]string{"serve", "--public-url", "127.0.0.1:8080"}, nil, "--public-url 127.0.0.1:8080: want an absolute http or https URL"},
 		{[]string{"serve", "--merchant", "pk_only"}, nil, "--merchant pk_only: want PUBLIC_KEY:SECRET"},
+		{[]string{"serve", "--db", "postgres://127.0.0.1:1/sessiond", "--unsafe-no-fsync"}, nil, "--unsafe-no-fsync: applies to a bbolt data file; on PostgreSQL, set synchronous_commit"},
 		{[]string{"serve"}, map[string]string{"SESSIOND_SESSION_TTL": "30"}, `SESSIOND_SESSION_TTL="30": want a duration such as 30m`},
 		{[]string{"serve"}, map[string]string{"SESSIOND_MERCHANT": "pk_only"}, `SESSIOND_MERCHANT="pk_only": want PUBLIC_KEY:SECRET`},
 		{[]string{"call"}, nil, "sessiond call: want METHOD [PARAMS_JSON]"},

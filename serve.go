@@ -74,6 +74,7 @@ func serveFlags(f *flagSet, c *server.Config, o *serveOptions) {
 	f.group("Data")
 	f.String(&c.DB, "db", "FILE", "data file, created if missing, or a postgres:// URL of the database several replicas share")
 	f.Duration(&c.LockTimeout, "lock-timeout", "how long to wait for a data file locked by another process")
+	f.Bool(&c.UnsafeNoFsync, "unsafe-no-fsync", "commit without fdatasync: faster writes, but a power cut or kernel crash can lose answered writes and damage the file (test harnesses only; bbolt only)")
 	f.Duration(&c.Retain, "retain", "delete final sessions older than this, such as 90d, with their transactions and callbacks (default keep everything)")
 
 	f.String(&c.AdminSocket, "admin-socket", "PATH", `Unix socket (mode 0600) for the merchant and backup commands while running; "" turns it off (default FILE.admin.sock beside --db)`)

@@ -98,6 +98,9 @@ type Config struct {
 	// LockTimeout is how long Open waits for a data file locked by
 	// another process.
 	LockTimeout time.Duration
+	// UnsafeNoFsync commits to the bbolt file without fdatasync (see
+	// store.Options.NoSync): for test harnesses, never for real payments.
+	UnsafeNoFsync bool
 
 	// AdminSocket, if set, is the path of the Unix socket (mode 0600) on
 	// which the admin commands reach this server; "" serves none.
@@ -155,6 +158,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DB == "" {
 		return errors.New("--db: want a file path such as ./sessiond.db, or a postgres:// URL")
+	}
+	if c.UnsafeNoFsync && postgres.IsURL(c.DB) {
+		return errors.New("--unsafe-no-fsync: applies to a bbolt data file; on PostgreSQL, set synchronous_commit for the database instead")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: want both PEM files or neither")
@@ -786,9 +792,13 @@ func (m *Main) openDB(ctx context.Context, met *metrics.Metrics, feed *session.F
 	c := &m.cfg
 	if !postgres.IsURL(c.DB) {
 		db, err := store.Open(c.DB, store.Options{LockTimeout: c.LockTimeout, OnCommit: met.ObserveCommit, Feed: feed,
-			OnError: func(err error) { m.log.Warn().Err(err).Msg("store") }})
+			OnError: func(err error) { m.log.Warn().Err(err).Msg("store") }, NoSync: c.UnsafeNoFsync})
 		if err != nil {
 			return nil, err // not a nil *store.DB in a non-nil backend
+		}
+		if c.UnsafeNoFsync {
+			m.log.Warn().Str("db", c.DB).Msg("--unsafe-no-fsync: commits are not fsync'd; a killed process loses nothing, " +
+				"but a power cut or a kernel crash can lose answered writes and damage the data file")
 		}
 		m.bolt = db
 		return db, nil

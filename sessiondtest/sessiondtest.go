@@ -1,7 +1,8 @@
 // Package sessiondtest starts a real sessiond inside a Go test: the same
 // server.Main that `sessiond serve` runs, on a bbolt file in a temporary
-// directory and a free loopback port, in sandbox mode, with callbacks to
-// loopback allowed. It hands the test the server's URL, a merchant's
+// directory (committed without fsync, see server.Config.UnsafeNoFsync)
+// and a free loopback port, in sandbox mode, with callbacks to loopback
+// allowed. It hands the test the server's URL, a merchant's
 // credentials and bearer token, the server's Clock to advance, and a
 // callback Receiver that checks every callback's Standard Webhooks
 // signature.
@@ -126,6 +127,9 @@ func start(dir string, opts []Option) (*Server, error) {
 	c := server.DefaultConfig()
 	c.Addr, c.DB = "127.0.0.1:0", filepath.Join(dir, "sessiond.db")
 	c.Sandbox, c.SandboxDelay, c.CallbackAllowPrivate = true, 50*time.Millisecond, true
+	// The file is thrown away with the test: no commit waits for the
+	// disk (a power cut is no test's concern; WithConfig can undo it).
+	c.UnsafeNoFsync = true
 	c.Merchants = []session.Credentials{{PublicKey: s.PublicKey, Secret: s.Secret, CallbackSecret: whsec}}
 	c.Log = zerolog.New(s.logs).With().Timestamp().Logger()
 	c.ShutdownTimeout = 5 * time.Second

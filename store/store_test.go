@@ -43,20 +43,28 @@ func reopen(tb testing.TB, db *DB, path string) *DB {
 	return db
 }
 
-// TestContract runs the shared store suite on bbolt.
+// TestContract runs the shared store suite on bbolt, with and without
+// fsync: NoSync changes when the disk has a commit, nothing else.
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, feed session.Publisher) session.Store {
-		db, err := Open(filepath.Join(t.TempDir(), "sessiond.db"), Options{Feed: feed})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := db.Close(); err != nil {
-				t.Error(err)
-			}
+	for _, noSync := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fsync", true: "no-fsync"}[noSync], func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T, feed session.Publisher) session.Store {
+				db, err := Open(filepath.Join(t.TempDir(), "sessiond.db"), Options{Feed: feed, NoSync: noSync})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if db.bolt.NoSync != noSync {
+					t.Fatalf("bbolt's NoSync is %v, want %v", db.bolt.NoSync, noSync)
+				}
+				t.Cleanup(func() {
+					if err := db.Close(); err != nil {
+						t.Error(err)
+					}
+				})
+				return db
+			})
 		})
-		return db
-	})
+	}
 }
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
