@@ -46,15 +46,18 @@ func reopen(tb testing.TB, db *DB, path string) *DB {
 // TestContract runs the shared store suite on bbolt, with and without
 // fsync: NoSync changes when the disk has a commit, nothing else.
 func TestContract(t *testing.T) {
-	for _, noSync := range []bool{false, true} {
-		t.Run(map[bool]string{false: "fsync", true: "no-fsync"}[noSync], func(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		noSync bool
+	}{{"fsync", false}, {"no-fsync", true}} {
+		t.Run(tt.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T, feed session.Publisher) session.Store {
-				db, err := Open(filepath.Join(t.TempDir(), "sessiond.db"), Options{Feed: feed, NoSync: noSync})
+				db, err := Open(filepath.Join(t.TempDir(), "sessiond.db"), Options{Feed: feed, NoSync: tt.noSync})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if db.bolt.NoSync != noSync {
-					t.Fatalf("bbolt's NoSync is %v, want %v", db.bolt.NoSync, noSync)
+				if db.bolt.NoSync != tt.noSync {
+					t.Fatalf("bbolt's NoSync is %v, want %v", db.bolt.NoSync, tt.noSync)
 				}
 				t.Cleanup(func() {
 					if err := db.Close(); err != nil {
