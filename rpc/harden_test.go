@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/sessiond/sessiond/session"
@@ -173,4 +174,35 @@ func FuzzServeAPI(f *testing.F) {
 			t.Errorf("%s: the server logged %d errors\nrequest: %q\nlog:\n%s", method, n-errorsBefore, body, ts.log.String())
 		}
 	})
+}
+
+// TestClientGoneIsNotAnInternalError: a create whose client has gone (its
+// request's context ended) stores nothing and is logged as abandoned, at
+// level info, not as an internal error: an operator's error log is for
+// what went wrong on the server.
+func TestClientGoneIsNotAnInternalError(t *testing.T) {
+	ts := mustServer(t, testConfig())
+	ts.Srv.SetReady(true)
+	fx := mustFixture(t, ts)
+	errorsBefore := ts.log.errorCount()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	body := `{"jsonrpc":"2.0","id":1,"method":"session.create_deposit","params":{"amount":"1","country_id":"se","merchant_reference":"gone"}}`
+	req := httptest.NewRequest(http.MethodPost, "/rpc", bytes.NewReader([]byte(body))).WithContext(ctx)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+fx["token"])
+	ts.Srv.Handler().ServeHTTP(httptest.NewRecorder(), req)
+
+	if n := ts.log.errorCount() - errorsBefore; n != 0 {
+		t.Errorf("a request whose client had gone logged %d errors: %q", n, ts.log.errorLines())
+	}
+	if !strings.Contains(ts.log.String(), `"method":"session.create_deposit","message":"request abandoned`) {
+		t.Errorf("no line says the request was abandoned; log:\n%s", ts.log.String())
+	}
+	var found struct{ Sessions []json.RawMessage }
+	ts.mustCall(t, fx["token"], "session.get_by_merchant_reference", map[string]string{"merchant_reference": "gone"}, &found)
+	if len(found.Sessions) != 0 {
+		t.Errorf("the abandoned create stored %d sessions", len(found.Sessions))
+	}
 }

@@ -616,9 +616,17 @@ func namedParams(p json.RawMessage) (json.RawMessage, bool) {
 
 func (c *caller) fail(method string, err error) *rpcError {
 	e := toRPCError(err)
-	if e.rpc.Code == jsonrpc2.CodeInternalError {
-		hlog.FromRequest(c.r).Error().Err(err).Str("method", method).Msg("internal error")
+	if e.rpc.Code != jsonrpc2.CodeInternalError {
+		return e
 	}
+	if done := c.r.Context().Err(); done != nil && errors.Is(err, done) {
+		// The request's connection closed before the call was done (the
+		// client went away): nothing went wrong here, and nobody reads
+		// the answer.
+		hlog.FromRequest(c.r).Info().Str("method", method).Msg("request abandoned: its connection closed")
+		return e
+	}
+	hlog.FromRequest(c.r).Error().Err(err).Str("method", method).Msg("internal error")
 	return e
 }
 
